@@ -1,0 +1,102 @@
+"""Specialization metrics on activations (THEORY.md section 3).
+
+All functions are pure ``jax.numpy`` and work under ``jit``/``vmap``; leading axes (runs, evaluations) are added by
+the caller with ``vmap`` or broadcast naturally where stated.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+#: Correlation thresholds at which the reference code counts matches (THEORY.md section 3).
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+#: The paper's "matched" criterion (Fig. 9 success rate): best correlation above 0.95.
+MATCH_THRESHOLD = 0.95
+
+
+def correlation(teacher_acts: Array, student_acts: Array, eps: float = 1e-10) -> Array:
+    """Normalized correlation :math:`\\rho_{jk}` between teacher and student activations (``act2corrMat``).
+
+    .. math:: \\rho_{jk}=\\frac{\\sum_i\\tilde f^*_j(x_i)\\tilde f_k(x_i)}
+              {\\sqrt{\\sum_i\\tilde f^{*2}_j+\\epsilon}\\sqrt{\\sum_i\\tilde f_k^2+\\epsilon}},
+       \\quad \\tilde f = f-\\mathrm{mean}_i f.
+
+    Args:
+      teacher_acts: ``(N, m)`` post-activations of ``m`` teacher nodes on ``N`` samples.
+      student_acts: ``(N, n)`` post-activations of ``n`` student nodes on the same samples.
+      eps: the reference's :math:`10^{-10}` regulariser (keeps dead nodes at correlation 0).
+
+    Returns:
+      ``(m, n)`` matrix, teachers by students, entries in ``[-1, 1]``.
+    """
+    t = teacher_acts - jnp.mean(teacher_acts, axis=0)
+    s = student_acts - jnp.mean(student_acts, axis=0)
+    tn = jnp.sqrt(jnp.sum(t * t, axis=0) + eps)
+    sn = jnp.sqrt(jnp.sum(s * s, axis=0) + eps)
+    return (t.T @ s) / (tn[:, None] * sn[None, :])
+
+
+def best_per_teacher(corr: Array) -> Array:
+    """:math:`\\max_k\\rho_{jk}`: each teacher's best student correlation. ``(..., m, n) -> (..., m)``."""
+    return jnp.max(corr, axis=-1)
+
+
+def best_per_student(corr: Array) -> Array:
+    """Student specialization score :math:`\\max_j\\rho_{jk}` (x-axis of Figs. 7, 8). ``(..., m, n) -> (..., n)``."""
+    return jnp.max(corr, axis=-2)
+
+
+def match_counts(corr: Array, thresholds=THRESHOLDS) -> Array:
+    """:math:`\\mathrm{cnt}_j(\\tau)=\\#\\{k:\\rho_{jk}>\\tau\\}` for each threshold.
+
+    Args:
+      corr: ``(..., m, n)``.
+      thresholds: ``T`` thresholds.
+    Returns:
+      ``(..., T, m)`` integer counts.
+    """
+    tau = jnp.asarray(thresholds, corr.dtype)
+    above = corr[..., None, :, :] > tau[:, None, None]
+    return jnp.sum(above, axis=-1)
+
+
+def covered(best_teacher_corr, threshold: float = MATCH_THRESHOLD):
+    """Whether each teacher is covered: its best correlation strictly above ``threshold`` (code's ``> 0.95``).
+
+    Works on NumPy or JAX arrays of any shape ``(..., m)``.
+    """
+    return best_teacher_corr > threshold
+
+
+def success_rate(best_teacher_corr, threshold: float = MATCH_THRESHOLD, seed_axis: int = 0,
+                 valid=None) -> np.ndarray:
+    """Fraction of seeds in which each teacher node is covered (the paper's Fig. 9 quantity).
+
+    Args:
+      best_teacher_corr: ``(..., seeds, ..., m)`` best correlation per teacher (NumPy or JAX).
+      threshold: correlation threshold (strict).
+      seed_axis: which axis holds seeds.
+      valid: optional boolean mask broadcastable to ``best_teacher_corr`` without its last axis; seeds marked
+        ``False`` (e.g. diverged runs) are left out of the fraction.
+
+    Returns:
+      NumPy array with ``seed_axis`` reduced; NaN where no seed is valid.
+    """
+    hit = np.asarray(best_teacher_corr) > threshold
+    if valid is None:
+        return hit.mean(axis=seed_axis)
+    v = np.broadcast_to(np.asarray(valid)[..., None], hit.shape)
+    num = (hit & v).sum(axis=seed_axis)
+    den = v.sum(axis=seed_axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.maximum(den, 1), np.nan)
+
+
+def success_rates_by_threshold(best_teacher_corr, thresholds=THRESHOLDS, seed_axis: int = 0,
+                               valid=None) -> np.ndarray:
+    """:func:`success_rate` at each threshold; a new leading axis of length ``len(thresholds)``."""
+    return np.stack([success_rate(best_teacher_corr, t, seed_axis, valid) for t in thresholds])

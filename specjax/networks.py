@@ -1,0 +1,170 @@
+"""Pure-functional fully connected networks (THEORY.md section 1).
+
+A layer is a pair ``(W, b)`` with ``W`` of shape ``(fan_in, fan_out)`` -- column ``k`` of ``W`` is node ``k``'s
+incoming filter, as in the paper's :math:`W_l=[w_{l,1},\\dots,w_{l,n_l}]` -- and ``b`` of shape ``(fan_out,)``, or
+``None`` for a bias-free layer. A network is a tuple of layers, input to output. The last layer is linear
+(:math:`D_L=I`); every hidden layer applies the activation.
+
+Only rank-1 inputs ``x`` of shape ``(d,)`` need to be considered by a reader: every function here also accepts any
+number of leading batch axes, ``(..., d)``, because the layers are matrix products over the last axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Layer = tuple[Array, Array | None]
+Params = tuple[Layer, ...]
+
+ACTIVATIONS = ("relu", "leaky_relu", "linear")
+DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+
+
+class Hidden(NamedTuple):
+    """One hidden layer's values on a batch.
+
+    Attributes:
+      pre: pre-activations :math:`z_l = W_l^\\top f_{l-1} + b_l`, shape ``(..., n_l)``.
+      post: activations :math:`f_l = \\sigma(z_l)`, shape ``(..., n_l)``.
+    """
+
+    pre: Array
+    post: Array
+
+
+def check_activation(activation: str) -> str:
+    """Returns ``activation`` or raises ``ValueError`` naming the allowed values."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation: unknown value {activation!r}; expected one of {ACTIVATIONS}")
+    return activation
+
+
+def resolve_dtype(dtype: str | jnp.dtype) -> jnp.dtype:
+    """Maps ``'float32'``/``'float64'`` to a JAX dtype; float64 requires ``jax_enable_x64``.
+
+    Raises:
+      ValueError: unknown dtype, or float64 asked for while x64 is off (switch it on with
+        :func:`specjax.enable_float64` before any array is created).
+    """
+    name = jnp.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if name not in DTYPES:
+        raise ValueError(f"dtype: unknown value {name!r}; expected one of {tuple(DTYPES)}")
+    if name == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "dtype: float64 needs jax_enable_x64; call specjax.enable_float64() (or "
+            "jax.config.update('jax_enable_x64', True)) before creating any array"
+        )
+    return jnp.dtype(DTYPES[name])
+
+
+def activate(z: Array, activation: str = "relu", slope: float = 0.0) -> Array:
+    """Applies :math:`\\sigma` elementwise: ReLU, leaky ReLU with slope ``a`` on the negative side, or identity."""
+    if activation == "relu":
+        return jnp.maximum(z, 0)
+    if activation == "leaky_relu":
+        return jnp.where(z > 0, z, slope * z)
+    if activation == "linear":
+        return z
+    raise ValueError(f"activation: unknown value {activation!r}; expected one of {ACTIVATIONS}")
+
+
+def gate(z: Array, activation: str = "relu", slope: float = 0.0) -> Array:
+    """The gating values :math:`\\sigma'(z)`, the diagonal of :math:`D_l` (THEORY.md section 1).
+
+    Entries are in ``{0, 1}`` for ReLU, ``{a, 1}`` for leaky ReLU and ``1`` for linear, so that
+    :math:`\\sigma(z)=\\sigma'(z)z`.
+    """
+    if activation == "relu":
+        return (z > 0).astype(z.dtype)
+    if activation == "leaky_relu":
+        return jnp.where(z > 0, 1.0, slope).astype(z.dtype)
+    if activation == "linear":
+        return jnp.ones_like(z)
+    raise ValueError(f"activation: unknown value {activation!r}; expected one of {ACTIVATIONS}")
+
+
+def dense(layer: Layer, x: Array) -> Array:
+    """``x @ W + b`` for ``x`` of shape ``(..., fan_in)``; returns ``(..., fan_out)``."""
+    W, b = layer
+    z = x @ W
+    return z if b is None else z + b
+
+
+def forward(
+    params: Params, x: Array, activation: str = "relu", slope: float = 0.0
+) -> tuple[Array, tuple[Hidden, ...]]:
+    """Forward pass :math:`f_l = \\sigma(W_l^\\top f_{l-1} + b_l)`, :math:`f_L = W_L^\\top f_{L-1} + b_L`.
+
+    Args:
+      params: ``L`` layers, input to output.
+      x: inputs, shape ``(..., d)``.
+      activation: ``'relu'``, ``'leaky_relu'`` or ``'linear'``.
+      slope: negative-side slope ``a`` of the leaky ReLU.
+
+    Returns:
+      ``(out, hidden)``: ``out`` of shape ``(..., C)`` and one :class:`Hidden` per hidden layer
+      (``L - 1`` of them), each with arrays of shape ``(..., n_l)``.
+    """
+    hidden = []
+    f = x
+    for layer in params[:-1]:
+        z = dense(layer, f)
+        f = activate(z, activation, slope)
+        hidden.append(Hidden(z, f))
+    return dense(params[-1], f), tuple(hidden)
+
+
+def apply(params: Params, x: Array, activation: str = "relu", slope: float = 0.0) -> Array:
+    """Network output only, shape ``(..., C)``; see :func:`forward`."""
+    return forward(params, x, activation, slope)[0]
+
+
+def widths(params: Params) -> tuple[int, ...]:
+    """Layer widths ``(d, n_1, ..., n_{L-1}, C)`` read off the weight shapes."""
+    return (params[0][0].shape[-2],) + tuple(W.shape[-1] for W, _ in params)
+
+
+def check_widths(widths_: Sequence[int], name: str = "widths") -> tuple[int, ...]:
+    """Validates a width list ``(d, n_1, ..., C)``: at least two positive integers."""
+    ws = tuple(widths_)
+    if len(ws) < 2 or any((not isinstance(w, int)) or w < 1 for w in ws):
+        raise ValueError(f"{name}: expected at least two positive integers, got {ws!r}")
+    return ws
+
+
+def fan_out_norms(params: Params) -> tuple[Array, ...]:
+    """Per hidden layer, each node's fan-out weight norm :math:`\\|v_k\\|` (THEORY.md section 3).
+
+    The fan-out of hidden node ``k`` in layer ``l`` is row ``k`` of ``W_{l+1}`` (bias excluded). For the two-layer
+    net this is exactly the y-axis of the paper's Fig. 7.
+
+    Returns:
+      one array of shape ``(n_l,)`` per hidden layer.
+    """
+    return tuple(jnp.linalg.norm(W, axis=-1) for W, _ in params[1:])
+
+
+def squared_error_loss(params: Params, x: Array, y: Array, activation: str = "relu",
+                       slope: float = 0.0, convention: str = "half_sse") -> Array:
+    """Batch loss between targets ``y`` (teacher outputs) and the network on ``x``.
+
+    ``convention='half_sse'`` is the paper's :math:`J=\\tfrac12\\,\\mathbb E_x\\|f^*_L-f_L\\|^2` (batch mean of half the
+    squared norm); ``'mse'`` is PyTorch's ``nn.MSELoss`` used by the deep reference, the mean over batch *and* outputs
+    (its gradient is ``2/C`` times the other's).
+
+    Args:
+      x: ``(B, d)``; y: ``(B, C)``.
+    Returns:
+      scalar loss.
+    """
+    r = y - apply(params, x, activation, slope)
+    if convention == "half_sse":
+        return 0.5 * jnp.mean(jnp.sum(r * r, axis=-1))
+    if convention == "mse":
+        return jnp.mean(r * r)
+    raise ValueError(f"loss: unknown value {convention!r}; expected 'half_sse' or 'mse'")
