@@ -72,8 +72,7 @@ def covered(best_teacher_corr, threshold: float = MATCH_THRESHOLD):
     return best_teacher_corr > threshold
 
 
-def success_rate(best_teacher_corr, threshold: float = MATCH_THRESHOLD, seed_axis: int = 0,
-                 valid=None) -> np.ndarray:
+def success_rate(best_teacher_corr, threshold: float = MATCH_THRESHOLD, seed_axis: int = 0, valid=None) -> np.ndarray:
     """Fraction of seeds in which each teacher node is covered (the paper's Fig. 9 quantity).
 
     Args:
@@ -96,7 +95,6 @@ def success_rate(best_teacher_corr, threshold: float = MATCH_THRESHOLD, seed_axi
         return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
 
-def success_rates_by_threshold(best_teacher_corr, thresholds=THRESHOLDS, seed_axis: int = 0,
-                               valid=None) -> np.ndarray:
+def success_rates_by_threshold(best_teacher_corr, thresholds=THRESHOLDS, seed_axis: int = 0, valid=None) -> np.ndarray:
     """:func:`success_rate` at each threshold; a new leading axis of length ``len(thresholds)``."""
     return np.stack([success_rate(best_teacher_corr, t, seed_axis, valid) for t in thresholds])

@@ -95,9 +95,7 @@ def dense(layer: Layer, x: Array) -> Array:
     return z if b is None else z + b
 
 
-def forward(
-    params: Params, x: Array, activation: str = "relu", slope: float = 0.0
-) -> tuple[Array, tuple[Hidden, ...]]:
+def forward(params: Params, x: Array, activation: str = "relu", slope: float = 0.0) -> tuple[Array, tuple[Hidden, ...]]:
     """Forward pass :math:`f_l = \\sigma(W_l^\\top f_{l-1} + b_l)`, :math:`f_L = W_L^\\top f_{L-1} + b_L`.
 
     Args:
@@ -149,8 +147,9 @@ def fan_out_norms(params: Params) -> tuple[Array, ...]:
     return tuple(jnp.linalg.norm(W, axis=-1) for W, _ in params[1:])
 
 
-def squared_error_loss(params: Params, x: Array, y: Array, activation: str = "relu",
-                       slope: float = 0.0, convention: str = "half_sse") -> Array:
+def squared_error_loss(
+    params: Params, x: Array, y: Array, activation: str = "relu", slope: float = 0.0, convention: str = "half_sse"
+) -> Array:
     """Batch loss between targets ``y`` (teacher outputs) and the network on ``x``.
 
     ``convention='half_sse'`` is the paper's :math:`J=\\tfrac12\\,\\mathbb E_x\\|f^*_L-f_L\\|^2` (batch mean of half the

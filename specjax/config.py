@@ -1,0 +1,242 @@
+"""Sweep configuration: defaults, validation, and the split into shape groups and swept settings.
+
+A sweep is described by one ``ml_collections.ConfigDict`` (experiment files in ``experiments/configs/`` start from
+:func:`default_config`). Its fields fall into three kinds:
+
+* **shape-fixing** (:data:`SHAPE_FIELDS`): changing them changes array shapes, so each value gets its own compiled
+  program (a *shape group*): ``over_realization`` (a sequence).
+* **swept** (:data:`SWEPT_FIELDS`): sequences of values; their Cartesian product forms the *settings* axis of a
+  shape group and is vmapped: ``teacher_polarity``, ``lr``, ``data_std``, ``init_scale``, ``momentum``,
+  ``weight_decay``.
+* **static scalars**: everything else (widths, batch size, steps, dtype, optimiser, ...).
+
+Results have leading axes ``(settings, seeds)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import ml_collections
+
+from specjax.data import DISTRIBUTIONS
+from specjax.networks import ACTIVATIONS, DTYPES
+from specjax.teachers import LAST_TEACHER_INIT
+
+SHAPE_FIELDS = ("over_realization",)
+SWEPT_FIELDS = ("teacher_polarity", "lr", "data_std", "init_scale", "momentum", "weight_decay")
+TEACHERS = ("two_layer", "deep")
+STUDENT_INITS = ("gaussian", "uniform")
+OPTIMIZERS = ("sgd", "gd", "momentum", "adam")
+LOSSES = ("half_sse", "mse")
+RECORD_CORR = ("snapshots", "all")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """All fields with the paper's two-layer defaults (THEORY.md section 7, ``recon_two_layer.py``)."""
+    c = ml_collections.ConfigDict()
+    # Problem.
+    c.teacher = "two_layer"  # 'two_layer' (recon_two_layer.py) or 'deep' (recon_multilayer.py)
+    c.d = 100  # input dimension
+    c.m = 20  # two-layer teacher hidden width
+    c.teacher_widths = (50, 75, 100, 125)  # deep teacher hidden widths, input to output
+    c.c = 50  # output dimension C
+    c.over_realization = (1, 2, 5, 10)  # student width = over_realization x teacher width (shape groups)
+    c.teacher_polarity = (0.0,)  # p of Eqn 13 (swept)
+    c.teacher_bias = -0.1  # two-layer teacher biases
+    c.activation = "relu"
+    c.slope = 0.1  # leaky-ReLU negative slope
+    c.use_bias = True
+    c.student_init = "gaussian"  # 'gaussian' N(0, init_scale^2), zero bias; 'uniform' +-1/sqrt(fan_in)
+    c.init_scale = (0.005,)  # swept
+    c.init_last_teacher = "none"  # 'none', 'helpful', 'adversarial'
+    # Data.
+    c.data = "gaussian"  # 'gaussian' or 'uniform'
+    c.data_std = (1.5,)  # swept
+    c.n_train = 10000  # 0 = fresh samples every step
+    c.n_eval = 10000
+    # Optimisation.
+    c.optimizer = "sgd"  # 'sgd', 'gd' (full batch), 'momentum', 'adam'
+    c.lr = (0.01,)  # swept
+    c.momentum = (0.9,)  # swept; used by 'momentum'
+    c.weight_decay = (0.0,)  # swept
+    c.lr_schedule_epochs = ()  # piecewise-constant: at these epochs ...
+    c.lr_schedule_scales = ()  # ... multiply the learning rate by these factors
+    c.loss = "half_sse"  # 'half_sse' = 0.5 ||y* - y||^2 batch mean; 'mse' = mean over batch and outputs
+    c.batch_size = 16
+    c.epochs = 100
+    c.steps_per_epoch = 1000
+    c.eval_every = 1  # epochs between evaluation points
+    c.chunk_steps = 0  # steps per compiled scan call; 0 = one evaluation interval
+    # Seeds.
+    c.seeds = 32  # number of seeds
+    c.seed = 1  # base seed
+    # Numerics and layout.
+    c.dtype = "float64"
+    c.runs_per_block = 8  # runs vmapped together per device (8-32 keep weights in cache)
+    c.num_devices = 0  # 0 = all devices
+    c.memory_budget_gb = 8.0  # runs whose data exceed this train one after the other in waves
+    c.record_corr = "snapshots"  # full correlation matrices at 'snapshots' only, or at 'all' evaluations
+    c.snapshot_epochs = ()  # extra epochs (besides first and last) at which parameters and correlations are kept
+    c.checkpoint = True  # checkpoint after every chunk (resume by re-running)
+    return c
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the swept grid: a value for every field in :data:`SWEPT_FIELDS`."""
+
+    teacher_polarity: float
+    lr: float
+    data_std: float
+    init_scale: float
+    momentum: float
+    weight_decay: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {f: getattr(self, f) for f in SWEPT_FIELDS}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+def _fail(field: str, msg: str) -> None:
+    raise ConfigError(f"config.{field}: {msg}")
+
+
+def _as_tuple(cfg, field: str) -> tuple:
+    value = cfg[field]
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return (value,)
+
+
+def _check_choice(cfg, field: str, allowed: Sequence[str]) -> None:
+    if cfg[field] not in allowed:
+        _fail(field, f"unknown value {cfg[field]!r}; expected one of {tuple(allowed)}")
+
+
+def _check_int(cfg, field: str, minimum: int) -> None:
+    v = cfg[field]
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        _fail(field, f"must be an integer >= {minimum}, got {v!r}")
+
+
+def _check_numbers(cfg, field: str, positive: bool = False, nonnegative: bool = False) -> None:
+    values = _as_tuple(cfg, field)
+    if not values:
+        _fail(field, "must hold at least one value")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            _fail(field, f"values must be finite numbers, got {v!r}")
+        if positive and v <= 0:
+            _fail(field, f"values must be > 0, got {v!r}")
+        if nonnegative and v < 0:
+            _fail(field, f"values must be >= 0, got {v!r}")
+
+
+def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Checks every field; raises :class:`ConfigError` naming the first bad one. Returns ``cfg``."""
+    unknown = sorted(set(cfg.keys()) - set(default_config().keys()))
+    if unknown:
+        _fail(unknown[0], "unknown field")
+    _check_choice(cfg, "teacher", TEACHERS)
+    _check_choice(cfg, "activation", ACTIVATIONS)
+    _check_choice(cfg, "student_init", STUDENT_INITS)
+    _check_choice(cfg, "init_last_teacher", LAST_TEACHER_INIT)
+    _check_choice(cfg, "data", DISTRIBUTIONS)
+    _check_choice(cfg, "optimizer", OPTIMIZERS)
+    _check_choice(cfg, "loss", LOSSES)
+    _check_choice(cfg, "dtype", tuple(DTYPES))
+    _check_choice(cfg, "record_corr", RECORD_CORR)
+    for field in (
+        "d",
+        "m",
+        "c",
+        "batch_size",
+        "n_eval",
+        "epochs",
+        "steps_per_epoch",
+        "eval_every",
+        "seeds",
+        "runs_per_block",
+    ):
+        _check_int(cfg, field, 1)
+    for field in ("n_train", "chunk_steps", "num_devices", "seed"):
+        _check_int(cfg, field, 0)
+    widths = _as_tuple(cfg, "teacher_widths")
+    if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        _fail("teacher_widths", f"must be a non-empty sequence of positive integers, got {widths!r}")
+    over = _as_tuple(cfg, "over_realization")
+    if not over or any(isinstance(o, bool) or not isinstance(o, int) or o < 1 for o in over):
+        _fail("over_realization", f"values must be integers >= 1, got {over!r}")
+    if len(set(over)) != len(over):
+        _fail("over_realization", f"values must be distinct, got {over!r}")
+    _check_numbers(cfg, "teacher_polarity", nonnegative=True)
+    _check_numbers(cfg, "lr", positive=True)
+    _check_numbers(cfg, "data_std", positive=True)
+    _check_numbers(cfg, "init_scale", nonnegative=True)
+    _check_numbers(cfg, "momentum", nonnegative=True)
+    _check_numbers(cfg, "weight_decay", nonnegative=True)
+    _check_numbers(cfg, "teacher_bias")
+    _check_numbers(cfg, "slope")
+    if not (isinstance(cfg.memory_budget_gb, (int, float)) and cfg.memory_budget_gb > 0):
+        _fail("memory_budget_gb", f"must be > 0, got {cfg.memory_budget_gb!r}")
+    if cfg.n_train > 0 and cfg.batch_size > cfg.n_train and cfg.optimizer != "gd":
+        _fail("batch_size", f"{cfg.batch_size} is larger than the finite training set (n_train={cfg.n_train})")
+    if cfg.optimizer == "gd" and cfg.n_train == 0:
+        _fail("optimizer", "'gd' (full batch) needs a finite training set (n_train > 0)")
+    if cfg.chunk_steps and (cfg.steps_per_epoch * cfg.eval_every) % cfg.chunk_steps:
+        _fail(
+            "chunk_steps",
+            f"{cfg.chunk_steps} must divide the evaluation interval "
+            f"{cfg.steps_per_epoch * cfg.eval_every} (steps_per_epoch x eval_every)",
+        )
+    if cfg.epochs % cfg.eval_every:
+        _fail("eval_every", f"{cfg.eval_every} must divide epochs={cfg.epochs}")
+    sched_e, sched_s = _as_tuple(cfg, "lr_schedule_epochs"), _as_tuple(cfg, "lr_schedule_scales")
+    if len(sched_e) != len(sched_s):
+        _fail("lr_schedule_scales", f"needs one factor per entry of lr_schedule_epochs {sched_e!r}")
+    if any(not isinstance(e, int) or e < 1 for e in sched_e) or list(sched_e) != sorted(set(sched_e)):
+        _fail("lr_schedule_epochs", f"must be increasing positive integers, got {sched_e!r}")
+    if any(not isinstance(s, (int, float)) or not s > 0 for s in sched_s):
+        _fail("lr_schedule_scales", f"factors must be > 0, got {sched_s!r}")
+    snaps = _as_tuple(cfg, "snapshot_epochs")
+    if any(not isinstance(e, int) or e < 0 or e > cfg.epochs or e % cfg.eval_every for e in snaps):
+        _fail("snapshot_epochs", f"must be evaluation epochs in [0, {cfg.epochs}], got {snaps!r}")
+    if cfg.teacher == "two_layer" and cfg.student_init == "uniform" and cfg.init_last_teacher != "none":
+        pass  # allowed: steering works on any first layer
+    return cfg
+
+
+def settings_grid(cfg: ml_collections.ConfigDict) -> list[Setting]:
+    """The Cartesian product of the swept fields, in field order (last field fastest)."""
+    return [Setting(*combo) for combo in itertools.product(*(map(float, _as_tuple(cfg, f)) for f in SWEPT_FIELDS))]
+
+
+def teacher_hidden_widths(cfg: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """Teacher hidden widths: ``(m,)`` for the two-layer teacher, ``teacher_widths`` for the deep one."""
+    return (cfg.m,) if cfg.teacher == "two_layer" else tuple(cfg.teacher_widths)
+
+
+def total_steps(cfg: ml_collections.ConfigDict) -> int:
+    return cfg.epochs * cfg.steps_per_epoch
+
+
+def to_plain(cfg: ml_collections.ConfigDict) -> dict:
+    """JSON-friendly dict of the config (tuples become lists)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.to_dict().items()}
+
+
+def from_plain(values: dict) -> ml_collections.ConfigDict:
+    """Rebuilds a config from :func:`to_plain`'s dict, over the defaults (sequence fields stay tuples)."""
+    cfg = default_config()
+    for k, v in values.items():
+        if k not in cfg:
+            _fail(k, "unknown field")
+        cfg[k] = tuple(v) if isinstance(v, list) else v
+    return cfg

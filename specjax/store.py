@@ -1,0 +1,120 @@
+"""Results and checkpoints on disk: NumPy ``.npz`` arrays and JSON, written atomically, never pickled.
+
+Every writer writes to a temporary file in the destination folder, flushes and ``fsync``\\ s it, then renames it
+over the destination, so a reader (or a resumed sweep) sees either the old file or the new one, never a torn one.
+Every reader raises :class:`StoreError` naming the file when it is missing, truncated or not what it should be.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+
+class StoreError(ValueError):
+    """A result or checkpoint file is missing, corrupted, or holds the wrong arrays."""
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Writes ``arrays`` to ``path`` atomically (uncompressed ``.npz``)."""
+    clean = {k: np.asarray(v) for k, v in arrays.items()}
+    for k, v in clean.items():
+        if v.dtype == object:
+            raise StoreError(f"{path}: array {k!r} has dtype object; only numeric arrays are stored")
+    _atomic_write(Path(path), lambda f: np.savez(f, **clean))
+
+
+def load_npz(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Reads every array of an ``.npz`` file into memory (``allow_pickle=False``).
+
+    Raises:
+      StoreError: missing, truncated or corrupted file, object arrays, or a ``required`` key absent.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        raise StoreError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    missing = [k for k in required if k not in out]
+    if missing:
+        raise StoreError(f"{path}: missing array(s) {missing}")
+    return out
+
+
+def _json_default(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _finite(obj):
+    """Replaces NaN/inf by ``None`` so the file is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def save_json(path: str | Path, obj) -> None:
+    """Writes ``obj`` as indented strict JSON (NaN/inf become ``null``), atomically."""
+    text = json.dumps(_finite(json.loads(json.dumps(obj, default=_json_default))), indent=1, allow_nan=False)
+    _atomic_write(Path(path), lambda f: f.write(text.encode() + b"\n"))
+
+
+def load_json(path: str | Path) -> dict:
+    """Reads a JSON object. Raises :class:`StoreError` naming the file if it is missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: file not found")
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise StoreError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise StoreError(f"{path}: expected a JSON object")
+    return obj
+
+
+def check_writable(directory: str | Path) -> Path:
+    """Creates ``directory`` if needed and proves it writable with a probe file; raises ``StoreError`` if not."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise StoreError(f"{directory}: workdir cannot be written ({e.strerror or e})") from None
+    return directory

@@ -1,0 +1,388 @@
+"""The training engine: one run as pure functions, and a compiled program that trains blocks of runs at once.
+
+A *run* is a pure function of a :class:`Spec` (static: everything that fixes shapes or code paths), its
+:class:`Hparams` (array-valued: teacher polarity, learning rate, data std, ...) and its seed key:
+
+* :func:`init_run` builds the teacher, the data and the student (THEORY.md section 7);
+* :func:`train_steps` runs ``n`` SGD steps with ``lax.scan`` (optax update, per-step batch from
+  ``fold_in(batch_key, step)``, divergence freezing);
+* :func:`evaluate` computes the evaluation record on device (loss, teacher x student correlations, fan-out norms).
+
+:class:`Program` jit-compiles these once per :class:`Spec`, vmapped over a leading *runs* axis and sharded over the
+devices of a 1-D mesh (axis ``'runs'``). Runs never interact, so a run's numbers do not depend on the other runs in
+its block, on the block size, on the chunk length or on the device count. Example (research code)::
+
+    spec = Spec.from_config(cfg, over_realization=5)
+    program = Program(spec, chunk_steps=1000)
+    keys = jax.vmap(seed_key, (None, 0))(1, jnp.arange(8))
+    hp = Hparams.broadcast(8, teacher_polarity=1.0, lr=0.01, data_std=1.5, init_scale=0.005, dtype=spec.dtype)
+    teacher, data, state = program.init(hp, keys)
+    state, stats = program.train(state, teacher, data, hp)
+    record = program.evaluate(state, teacher, data)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from specjax import data as data_lib
+from specjax import metrics, networks, teachers
+from specjax.config import SWEPT_FIELDS, teacher_hidden_widths
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """Static settings of a shape group. Hashable; a new value compiles a new program.
+
+    Attributes:
+      teacher: ``'two_layer'`` or ``'deep'``.
+      d, c: input and output dimensions.
+      teacher_widths: teacher hidden widths ``(m_1, ..., m_{L-1})``.
+      over_realization: student hidden width multiple (``n_l = over_realization * m_l``).
+      activation, slope, use_bias, teacher_bias: network settings (``teacher_bias`` for the two-layer teacher).
+      student_init: ``'gaussian'`` (``N(0, init_scale^2)``, zero biases) or ``'uniform'`` (``U(+-1/sqrt(fan_in))``).
+      init_last_teacher: ``'none'``, ``'helpful'`` or ``'adversarial'`` (:func:`teachers.steer_to_last_teacher`).
+      data, n_train, n_eval, batch_size: data settings (``n_train = 0``: fresh samples each step).
+      optimizer: ``'sgd'``, ``'gd'`` (full batch), ``'momentum'`` or ``'adam'``.
+      use_weight_decay: chain ``optax.add_decayed_weights`` (rate from :class:`Hparams`).
+      lr_boundaries, lr_scales: piecewise-constant schedule, boundaries in steps, cumulative factors.
+      loss: ``'half_sse'`` or ``'mse'`` (:func:`networks.squared_error_loss`).
+      dtype: ``'float32'`` or ``'float64'``.
+    """
+
+    teacher: str = "two_layer"
+    d: int = 100
+    teacher_widths: tuple[int, ...] = (20,)
+    c: int = 50
+    over_realization: int = 1
+    activation: str = "relu"
+    slope: float = 0.1
+    use_bias: bool = True
+    teacher_bias: float = -0.1
+    student_init: str = "gaussian"
+    init_last_teacher: str = "none"
+    data: str = "gaussian"
+    n_train: int = 10000
+    n_eval: int = 10000
+    batch_size: int = 16
+    optimizer: str = "sgd"
+    use_weight_decay: bool = False
+    lr_boundaries: tuple[int, ...] = ()
+    lr_scales: tuple[float, ...] = ()
+    loss: str = "half_sse"
+    dtype: str = "float64"
+
+    @classmethod
+    def from_config(cls, cfg, over_realization: int) -> Spec:
+        """The spec of one shape group of a validated sweep config."""
+        return cls(
+            teacher=cfg.teacher,
+            d=cfg.d,
+            teacher_widths=teacher_hidden_widths(cfg),
+            c=cfg.c,
+            over_realization=int(over_realization),
+            activation=cfg.activation,
+            slope=float(cfg.slope),
+            use_bias=bool(cfg.use_bias),
+            teacher_bias=float(cfg.teacher_bias),
+            student_init=cfg.student_init,
+            init_last_teacher=cfg.init_last_teacher,
+            data=cfg.data,
+            n_train=cfg.n_train,
+            n_eval=cfg.n_eval,
+            batch_size=cfg.batch_size,
+            optimizer=cfg.optimizer,
+            use_weight_decay=any(w != 0 for w in cfg.weight_decay),
+            lr_boundaries=tuple(e * cfg.steps_per_epoch for e in cfg.lr_schedule_epochs),
+            lr_scales=tuple(float(s) for s in cfg.lr_schedule_scales),
+            loss=cfg.loss,
+            dtype=cfg.dtype,
+        )
+
+    @property
+    def student_widths(self) -> tuple[int, ...]:
+        """``(d, n_1, ..., n_{L-1}, C)``."""
+        return (self.d, *(self.over_realization * m for m in self.teacher_widths), self.c)
+
+    @property
+    def float_dtype(self):
+        return networks.resolve_dtype(self.dtype)
+
+
+class Hparams(NamedTuple):
+    """Array-valued settings of runs; each field has the runs' leading axes (scalar per run)."""
+
+    teacher_polarity: Array
+    lr: Array
+    data_std: Array
+    init_scale: Array
+    momentum: Array
+    weight_decay: Array
+
+    @classmethod
+    def broadcast(cls, runs: int, dtype="float64", **values: float) -> Hparams:
+        """``runs`` copies of one setting; unspecified fields default to 0 (``data_std`` to 1)."""
+        defaults = {f: 0.0 for f in SWEPT_FIELDS} | {"data_std": 1.0}
+        unknown = set(values) - set(SWEPT_FIELDS)
+        if unknown:
+            raise ValueError(f"Hparams: unknown field(s) {sorted(unknown)}; expected {SWEPT_FIELDS}")
+        merged = defaults | values
+        dt = networks.resolve_dtype(dtype)
+        return cls(**{f: jnp.full((runs,), merged[f], dt) for f in SWEPT_FIELDS})
+
+
+class RunState(NamedTuple):
+    """Everything that changes during training (one run; vmapped leading axes in a program).
+
+    Attributes:
+      student: student parameters.
+      opt_state: optax state.
+      step: int32 global step (number of updates attempted).
+      diverged_at: int32 step at which the loss or gradient first became non-finite, -1 if never. From then on
+        the run is frozen: its parameters and optimiser state stop changing.
+    """
+
+    student: networks.Params
+    opt_state: optax.OptState
+    step: Array
+    diverged_at: Array
+
+
+class ChunkStats(NamedTuple):
+    """Sums over the steps of a chunk (per run): minibatch loss, gradient norm, and how many steps counted."""
+
+    loss_sum: Array
+    grad_norm_sum: Array
+    steps: Array
+
+
+class EvalRecord(NamedTuple):
+    """Evaluation-point quantities for one run, computed on device.
+
+    Attributes:
+      eval_loss: loss (training convention) on the evaluation set, scalar.
+      corr: per hidden layer, ``(m_l, n_l)`` teacher x student correlation of activations on the eval set.
+      fan_out_norm: per hidden layer, ``(n_l,)`` student fan-out weight norms.
+    """
+
+    eval_loss: Array
+    corr: tuple[Array, ...]
+    fan_out_norm: tuple[Array, ...]
+
+
+def seed_key(base_seed: int, seed_index: Array) -> Array:
+    """The key of seed ``seed_index``: ``fold_in(key(base_seed), seed_index)``; shared by all settings."""
+    return jax.random.fold_in(jax.random.key(base_seed), seed_index)
+
+
+def make_optimizer(spec: Spec, hp: Hparams) -> optax.GradientTransformation:
+    """The run's optax optimiser; hyper-parameters are (traced) arrays from ``hp``."""
+    lr = hp.lr
+    if spec.lr_boundaries:
+        lr = optax.piecewise_constant_schedule(hp.lr, dict(zip(spec.lr_boundaries, spec.lr_scales, strict=True)))
+    if spec.optimizer in ("sgd", "gd"):
+        base = optax.sgd(lr)
+    elif spec.optimizer == "momentum":
+        base = optax.sgd(lr, momentum=hp.momentum)
+    elif spec.optimizer == "adam":
+        base = optax.adam(lr)
+    else:
+        raise ValueError(f"optimizer: unknown value {spec.optimizer!r}")
+    if spec.use_weight_decay:
+        return optax.chain(optax.add_decayed_weights(hp.weight_decay), base)
+    return base
+
+
+def make_teacher(spec: Spec, hp: Hparams, key: Array, tuning_inputs: Array) -> networks.Params:
+    """The run's teacher (two-layer or deep paper teacher)."""
+    dt = spec.float_dtype
+    if spec.teacher == "two_layer":
+        return teachers.two_layer_teacher(
+            key, spec.d, spec.teacher_widths[0], spec.c, hp.teacher_polarity, spec.teacher_bias, spec.use_bias, dt
+        )
+    return teachers.deep_teacher(
+        key,
+        spec.d,
+        spec.teacher_widths,
+        spec.c,
+        tuning_inputs,
+        hp.teacher_polarity,
+        activation=spec.activation,
+        slope=spec.slope,
+        use_bias=spec.use_bias,
+        dtype=dt,
+    )
+
+
+def init_run(spec: Spec, hp: Hparams, key: Array) -> tuple[networks.Params, data_lib.Dataset, RunState]:
+    """Builds one run from its seed key: ``k_teacher, k_student, k_data = split(key, 3)``.
+
+    Returns:
+      ``(teacher, dataset, state)`` for one run (no leading axes).
+    """
+    dt = spec.float_dtype
+    k_teacher, k_student, k_data = jax.random.split(key, 3)
+    x_eval = data_lib.sample_inputs(data_lib.eval_key(k_data), spec.n_eval, spec.d, hp.data_std, spec.data, dt)
+    teacher = make_teacher(spec, hp, k_teacher, x_eval)
+    dataset = data_lib.make_dataset(
+        k_data,
+        teacher,
+        n_train=spec.n_train,
+        n_eval=spec.n_eval,
+        d=spec.d,
+        data_std=hp.data_std,
+        distribution=spec.data,
+        activation=spec.activation,
+        slope=spec.slope,
+        x_eval=x_eval,
+        dtype=dt,
+    )
+    if spec.student_init == "gaussian":
+        student = teachers.gaussian_student(k_student, spec.student_widths, hp.init_scale, spec.use_bias, dt)
+    else:
+        student = teachers.uniform_student(k_student, spec.student_widths, spec.use_bias, dt)
+    student = teachers.steer_to_last_teacher(student, teacher, spec.init_last_teacher)
+    opt_state = make_optimizer(spec, hp).init(student)
+    return teacher, dataset, RunState(student, opt_state, jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
+
+
+def loss_fn(spec: Spec, student: networks.Params, x: Array, y: Array) -> Array:
+    """Training loss on a batch ``x (B, d)``, ``y (B, C)`` in the spec's convention."""
+    return networks.squared_error_loss(student, x, y, spec.activation, spec.slope, spec.loss)
+
+
+def _tree_where(keep: Array, new, old):
+    return jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, old)
+
+
+def train_steps(
+    spec: Spec, n_steps: int, state: RunState, teacher: networks.Params, data: data_lib.Dataset, hp: Hparams
+) -> tuple[RunState, ChunkStats]:
+    """``n_steps`` optimiser steps of one run, scanned.
+
+    Step ``t`` uses the batch :func:`data.minibatch` draws from ``fold_in(batch_key, t)`` (or the full training set
+    for ``'gd'``), the gradient of :func:`loss_fn` by ``jax.grad`` (equal to THEORY.md section 1's
+    :math:`-f_{l-1}g_l^\\top`), and the optax update. A non-finite loss or gradient freezes the run at its last
+    finite state and records ``diverged_at``.
+    """
+    tx = make_optimizer(spec, hp)
+    grad_fn = jax.value_and_grad(functools.partial(loss_fn, spec))
+
+    def step(carry, _):
+        state, stats = carry
+        if spec.optimizer == "gd":
+            x, y = data.x_train, data.y_train
+        else:
+            x, y = data_lib.minibatch(
+                data,
+                state.step,
+                spec.batch_size,
+                teacher,
+                data_std=hp.data_std,
+                distribution=spec.data,
+                activation=spec.activation,
+                slope=spec.slope,
+            )
+        loss, grads = grad_fn(state.student, x, y)
+        grad_sq = sum(jnp.sum(g * g) for g in jax.tree.leaves(grads))
+        updates, opt_state = tx.update(grads, state.opt_state, state.student)
+        student = optax.apply_updates(state.student, updates)
+        alive = state.diverged_at < 0
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_sq)
+        keep = alive & finite
+        new_state = RunState(
+            student=_tree_where(keep, student, state.student),
+            opt_state=_tree_where(keep, opt_state, state.opt_state),
+            step=state.step + 1,
+            diverged_at=jnp.where(alive & ~finite, state.step, state.diverged_at),
+        )
+        zero = jnp.zeros((), loss.dtype)
+        stats = ChunkStats(
+            stats.loss_sum + jnp.where(keep, loss, zero),
+            stats.grad_norm_sum + jnp.where(keep, jnp.sqrt(grad_sq), zero),
+            stats.steps + keep.astype(jnp.int32),
+        )
+        return (new_state, stats), None
+
+    dt = spec.float_dtype
+    stats0 = ChunkStats(jnp.zeros((), dt), jnp.zeros((), dt), jnp.zeros((), jnp.int32))
+    (state, stats), _ = jax.lax.scan(step, (state, stats0), None, length=n_steps)
+    return state, stats
+
+
+def evaluate(spec: Spec, state: RunState, data: data_lib.Dataset) -> EvalRecord:
+    """Evaluation record of one run on its evaluation set (THEORY.md section 3 quantities)."""
+    out, hidden = networks.forward(state.student, data.x_eval, spec.activation, spec.slope)
+    r = data.y_eval - out
+    eval_loss = 0.5 * jnp.mean(jnp.sum(r * r, -1)) if spec.loss == "half_sse" else jnp.mean(r * r)
+    corr = tuple(metrics.correlation(t.post, s.post) for t, s in zip(data.teacher_eval, hidden, strict=True))
+    return EvalRecord(eval_loss, corr, networks.fan_out_norms(state.student))
+
+
+class Program:
+    """The compiled, vmapped, sharded functions of one :class:`Spec`.
+
+    Every argument and result has a leading runs axis whose length must be a multiple of the number of devices
+    in ``mesh``; it is sharded over the mesh axis ``'runs'``. Each function compiles once per distinct runs-axis
+    length (keep blocks a fixed size to avoid recompiling).
+
+    Args:
+      spec: static settings.
+      chunk_steps: steps per :meth:`train` call.
+      mesh: 1-D device mesh with axis ``'runs'``; default: all devices.
+    """
+
+    def __init__(self, spec: Spec, chunk_steps: int, mesh: Mesh | None = None):
+        self.spec = spec
+        self.chunk_steps = int(chunk_steps)
+        self.warm = False  # set by callers once train() has run (compiled); used to exclude compile time
+        self.mesh = mesh if mesh is not None else make_mesh()
+        runs = NamedSharding(self.mesh, PartitionSpec("runs"))
+        self.sharding = runs
+        self.init = jax.jit(jax.vmap(functools.partial(init_run, spec)), out_shardings=runs)
+        self.train = jax.jit(
+            jax.vmap(functools.partial(train_steps, spec, self.chunk_steps)), out_shardings=runs, donate_argnums=(0,)
+        )
+        self.evaluate = jax.jit(jax.vmap(functools.partial(evaluate, spec)), out_shardings=runs)
+
+    @property
+    def num_devices(self) -> int:
+        return self.mesh.devices.size
+
+    def place(self, tree):
+        """Puts host arrays on the mesh, runs axis sharded."""
+        return jax.device_put(tree, self.sharding)
+
+
+def make_mesh(num_devices: int = 0) -> Mesh:
+    """1-D mesh with axis ``'runs'`` over the first ``num_devices`` devices (0 = all)."""
+    devices = jax.devices()
+    if num_devices:
+        if num_devices > len(devices):
+            raise ValueError(f"num_devices: {num_devices} requested but only {len(devices)} available")
+        devices = devices[:num_devices]
+    return Mesh(np.array(devices), ("runs",))
+
+
+def flops_per_step(spec: Spec) -> int:
+    """Floating-point operations of one training step of one run (forward + backward matmuls and bias adds).
+
+    Counted as :math:`2B\\,n_{l-1}n_l` per matrix product: forward, the weight gradient, and the input gradient of
+    every layer but the first. The minibatch gather and elementwise work are not counted.
+    """
+    ws = spec.student_widths
+    batch = spec.n_train if spec.optimizer == "gd" else spec.batch_size
+    macs = 0
+    for l, (a, b) in enumerate(zip(ws[:-1], ws[1:], strict=True)):
+        macs += a * b * (3 if l > 0 else 2)
+    return 2 * batch * macs
