@@ -1,0 +1,49 @@
+"""The tiny config end to end through the command line, and the library call behind it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from specjax import store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_tiny_config_through_the_cli(tmp_path):
+    wd = tmp_path / "wd"
+    env = {**os.environ, "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "specjax.sweep",
+            f"--config={ROOT}/experiments/configs/tiny.py",
+            f"--workdir={wd}",
+            "--config.epochs=2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "run-steps/s" in proc.stdout and "ETA" in proc.stdout
+    summary = json.loads((wd / "summary.json").read_text())
+    # 2 over-realizations x 2 polarities x 2 learning rates.
+    assert len(summary["groups"]) == 8
+    g = summary["groups"][0]
+    for key in ("over_realization", "teacher_polarity", "seeds", "success_rate", "success_rate_by_eval", "eval_loss"):
+        assert key in g
+    assert len(g["success_rate"]) == 3 and len(g["success_rate_by_eval"]) == 3 and len(g["eval_loss"]) == 3
+    cfg = json.loads((wd / "config.json").read_text())
+    assert cfg["config"]["epochs"] == 2 and "jax" in cfg["versions"] and "git_commit" in cfg
+    arrays = store.load_npz(wd / "results" / "group1.npz")
+    assert arrays["best_teacher_corr_l1"].shape == (4, 3, 3, 3)  # (settings, seeds, evals, m)
+    assert arrays["corr_l1"].shape == (4, 3, 2, 3, 6)  # snapshots: epoch 0 and the last (= the extra 2)
+    assert (wd / "success_rate.png").stat().st_size > 10_000 and (wd / "success_rate.pdf").exists()
+    assert np.all(np.isfinite(arrays["eval_loss"]))
