@@ -39,7 +39,7 @@ def test_vmapped_grid_equals_runs_one_at_a_time():
     grid = _train_program(Program(SPEC, 40, mesh1), hp, keys)
     single = Program(SPEC, 40, mesh1)
     for r in range(4):
-        one = _train_program(single, *jax.tree.map(lambda a: a[r : r + 1], (hp, keys)))
+        one = _train_program(single, *jax.tree.map(lambda a, r=r: a[r : r + 1], (hp, keys)))
         for a, b in zip(jax.tree.leaves(grid), jax.tree.leaves(one), strict=True):
             np.testing.assert_allclose(np.asarray(a)[r], np.asarray(b)[0], rtol=1e-12, atol=1e-14)
 
