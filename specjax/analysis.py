@@ -1,0 +1,402 @@
+"""Observers, residues, matching and the Theorem-3/5 reports (THEORY.md sections 3-5).
+
+Everything takes plain parameter pytrees (:mod:`specjax.networks` layout: ``W`` is ``(fan_in, fan_out)``) and
+arrays, is pure, and runs under ``jit`` and ``vmap`` -- including :func:`hungarian_match`, which calls SciPy on the
+host through ``jax.pure_callback``. Per-run functions are written for one run; add the runs axis with ``vmap``
+(:func:`analyze_run` bundles the per-run reports of a sweep).
+
+Hidden layers are indexed ``layer = 0..L-2`` (hidden layer ``l = layer + 1`` of THEORY.md). Correlations are
+:func:`specjax.metrics.correlation` of post-activations on the evaluation set, ``(m, n)``, teachers by students.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from specjax import lemma1, metrics
+from specjax.networks import Params, forward, gate, squared_error_loss
+
+Array = jax.Array
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Matching students to teachers (THEORY.md section 3).
+
+
+def best_teacher_index(corr: Array) -> Array:
+    """Each student's best-matching teacher, :math:`\\arg\\max_j\\rho_{jk}`. ``(..., m, n) -> (..., n)``."""
+    return jnp.argmax(corr, axis=-2)
+
+
+def best_student_index(corr: Array) -> Array:
+    """Each teacher's best-matching student, :math:`\\arg\\max_k\\rho_{jk}`. ``(..., m, n) -> (..., m)``."""
+    return jnp.argmax(corr, axis=-1)
+
+
+def _hungarian_host(corr: np.ndarray) -> np.ndarray:
+    corr = np.asarray(corr)
+    flat = corr.reshape((-1,) + corr.shape[-2:])
+    out = np.full(flat.shape[:2], -1, np.int32)
+    for run, matrix in enumerate(flat):
+        teachers, students = linear_sum_assignment(matrix, maximize=True)
+        out[run, teachers] = students
+    return out.reshape(corr.shape[:-1])
+
+
+def hungarian_match(corr: Array) -> Array:
+    """One-to-one matching of students to teachers maximising the total correlation (Hungarian algorithm).
+
+    ``scipy.optimize.linear_sum_assignment`` on the host via ``jax.pure_callback``; usable under ``jit`` and
+    ``vmap`` (the batch is handed to SciPy in one call and looped there).
+
+    Args:
+      corr: ``(..., m, n)`` teacher x student correlations.
+
+    Returns:
+      ``(..., m)`` int32: the student matched to each teacher, distinct within a run; ``-1`` for the
+      ``m - n`` teachers left unmatched when ``n < m``.
+    """
+    result = jax.ShapeDtypeStruct(corr.shape[:-1], jnp.int32)
+    return jax.pure_callback(_hungarian_host, result, corr, vmap_method="expand_dims")
+
+
+class PairGeometry(NamedTuple):
+    """First-layer geometry of teacher-student pairs (Def. 3, Theorem 5's separation of weight and bias).
+
+    Attributes:
+      weight_angle: bias-free angle :math:`\\tilde\\theta` between :math:`w^*_j` and :math:`w_k`, ``(m,)``.
+      bias_error: :math:`|b^*_j/\\|w^*_j\\|-b_k/\\|w_k\\||`, ``(m,)``: both nodes normalised to unit bias-free
+        weight (the scale Def. 3 leaves free), i.e. the gap between the hyperplanes' signed offsets.
+    """
+
+    weight_angle: Array
+    bias_error: Array
+
+
+def pair_geometry(teacher: Params, student: Params, student_index: Array) -> PairGeometry:
+    """:class:`PairGeometry` of teacher node ``j`` and first-layer student node ``student_index[j]``.
+
+    Args:
+      teacher, student: parameters; only the first layers ``(W (d, m), b)`` and ``(W (d, n), b)`` are used (the
+        only layer whose nodes share an input space).
+      student_index: ``(m,)`` int, e.g. from :func:`hungarian_match` or :func:`best_student_index`; entries
+        ``-1`` give NaN.
+
+    Returns:
+      :class:`PairGeometry` with ``(m,)`` arrays.
+    """
+    (teacher_weights, teacher_bias), (weights, bias) = teacher[0], student[0]
+    valid = student_index >= 0
+    chosen = jnp.where(valid, student_index, 0)
+    matched_weights = weights[:, chosen]  # (d, m)
+    teacher_norm = jnp.linalg.norm(teacher_weights, axis=0)
+    student_norm = jnp.linalg.norm(matched_weights, axis=0)
+    cos = jnp.sum(teacher_weights * matched_weights, 0) / (teacher_norm * student_norm)
+    weight_angle = jnp.arccos(jnp.clip(cos, -1.0, 1.0))
+    teacher_offset = 0.0 if teacher_bias is None else teacher_bias / teacher_norm
+    student_offset = 0.0 if bias is None else bias[chosen] / student_norm
+    bias_error = jnp.abs(teacher_offset - student_offset) * jnp.ones_like(weight_angle)
+    nan = jnp.full_like(weight_angle, jnp.nan)
+    return PairGeometry(jnp.where(valid, weight_angle, nan), jnp.where(valid, bias_error, nan))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Observers and residues (Def. 2, Eqn 6).
+
+
+def boundary_observation(teacher_acts: Array, student_acts: Array) -> Array:
+    """Boundary observation matrix, the empirical Def. 2 (``compute_boundary_obs``).
+
+    .. math:: \\mathrm{Obs}_{jk}=\\min\\big(\\#\\{i:f^*_j(x_i)>0,f_k(x_i)>0\\},\\
+              \\#\\{i:f^*_j(x_i)\\le0,f_k(x_i)>0\\}\\big)
+
+    Student ``k`` sees teacher ``j``'s boundary if its active set holds data on both sides of it.
+
+    Args:
+      teacher_acts: ``(N, m)`` teacher activations (pre-activations give the same result).
+      student_acts: ``(N, n)``.
+
+    Returns:
+      ``(m, n)`` counts (float).
+    """
+    teacher_on = (teacher_acts > 0).astype(teacher_acts.dtype)
+    student_on = (student_acts > 0).astype(teacher_acts.dtype)
+    both = teacher_on.T @ student_on
+    student_only = jnp.sum(student_on, axis=0)[None, :] - both
+    return jnp.minimum(both, student_only)
+
+
+def boundary_observation_fraction(teacher_acts: Array, student_acts: Array) -> Array:
+    """Per teacher, :math:`\\max_k\\mathrm{Obs}_{jk}/N` (the reference's logged quantity). ``-> (m,)``."""
+    return jnp.max(boundary_observation(teacher_acts, student_acts), axis=1) / teacher_acts.shape[0]
+
+
+def node_residues(
+    student: Params, teacher: Params, x: Array, activation: str = "relu", slope: float = 0.0, chunk_size: int = 1024
+) -> Array:
+    """Per-node residue :math:`R_j=\\mathbb E_x[\\hat f_{L-2}\\,\\sigma'_j\\,r^\\top]` at the top hidden layer (Eqn 6).
+
+    For the two-layer net :math:`\\hat f_0=\\hat x` and :math:`\\sigma'_j=\\mathbb I_j`, the paper's
+    :math:`R_j=\\mathbb E[\\hat x\\mathbb I_jr^\\top]`. Because the fan-out :math:`v_j` of a top-layer node is
+    constant, :math:`\\dot{\\hat w}_j=R_jv_j` and :math:`\\dot v_j=R_j^\\top\\hat w_j` are exactly the negative
+    gradients of the ``'half_sse'`` loss on ``x`` (tested). ``r`` is the output residual, output biases included.
+
+    Args:
+      x: ``(N, d)``.
+      chunk_size: samples per ``lax.scan`` step (bounds the ``(chunk, n, C)`` intermediate).
+
+    Returns:
+      ``(n, fan_in + 1, C)`` with ``fan_in`` the width feeding the top hidden layer (``d`` for two layers).
+    """
+    count = x.shape[0]
+    chunks = -(-count // chunk_size)
+    padding = chunks * chunk_size - count
+    padded = jnp.concatenate([x, jnp.zeros((padding, x.shape[1]), x.dtype)]).reshape(chunks, chunk_size, -1)
+    sample_weights = jnp.concatenate([jnp.ones((count,), x.dtype), jnp.zeros((padding,), x.dtype)])
+
+    def chunk_sum(total, inputs):
+        xs, weights = inputs
+        out, hidden = forward(student, xs, activation, slope)
+        residual = (forward(teacher, xs, activation, slope)[0] - out) * weights[:, None]
+        below = xs if len(hidden) == 1 else hidden[-2].post
+        gated_residual = gate(hidden[-1].pre, activation, slope)[:, :, None] * residual[:, None, :]
+        return total + jnp.einsum("bi,bjc->jic", lemma1.append_one(below), gated_residual), None
+
+    n, fan_in, outputs = student[-1][0].shape[0], student[-2][0].shape[0], student[-1][0].shape[1]
+    zeros = jnp.zeros((n, fan_in + 1, outputs), x.dtype)
+    total, _ = jax.lax.scan(chunk_sum, zeros, (padded, sample_weights.reshape(chunks, chunk_size)))
+    return total / count
+
+
+class GradientMagnitudes(NamedTuple):
+    """Per-sample gradient magnitudes, one entry per layer ``l = 1..L`` (the last is the output).
+
+    Attributes:
+      error_sup: :math:`\\|g_l(x)\\|_\\infty`, each ``(N,)`` (Theorem 5's :math:`\\epsilon` is the max of layer 1's).
+      weight_gradient_norm: Frobenius norm of the per-sample weight gradient
+        :math:`\\|\\hat f_{l-1}g_l^\\top\\|=\\|\\hat f_{l-1}\\|\\|g_l\\|`, each ``(N,)`` (Theorem 1: all vanish at an
+        SGD critical point).
+    """
+
+    error_sup: tuple[Array, ...]
+    weight_gradient_norm: tuple[Array, ...]
+
+
+def per_sample_gradient_magnitudes(
+    student: Params, teacher: Params, x: Array, activation: str = "relu", slope: float = 0.0
+) -> GradientMagnitudes:
+    """:class:`GradientMagnitudes` on ``x (N, d)`` from :func:`specjax.lemma1.backprop_errors`."""
+    errors = lemma1.backprop_errors(student, teacher, x, activation, slope)
+    _, hidden = forward(student, x, activation, slope)
+    inputs = (x,) + tuple(h.post for h in hidden)
+    sup = tuple(jnp.max(jnp.abs(g), axis=-1) for g in errors)
+    norms = tuple(
+        jnp.linalg.norm(lemma1.append_one(f), axis=-1) * jnp.linalg.norm(g, axis=-1)
+        for f, g in zip(inputs, errors, strict=True)
+    )
+    return GradientMagnitudes(sup, norms)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# L-shape and the Theorem-3/5 reports.
+
+
+def _correlations(student: Params, teacher: Params, x: Array, activation: str, slope: float) -> tuple[Array, ...]:
+    _, hidden = forward(student, x, activation, slope)
+    _, teacher_hidden = forward(teacher, x, activation, slope)
+    return tuple(metrics.correlation(t.post, s.post) for t, s in zip(teacher_hidden, hidden, strict=True))
+
+
+class LShape(NamedTuple):
+    """Coordinates of Figs. 7/8 for one hidden layer: one point per student.
+
+    Attributes:
+      specialization: :math:`\\max_j\\rho_{jk}`, ``(n,)`` (x-axis).
+      fan_out: :math:`\\sqrt{\\mathbb E_x\\beta_{kk}}`, ``(n,)`` (y-axis); :math:`\\|v_k\\|` for the two-layer net.
+    """
+
+    specialization: Array
+    fan_out: Array
+
+
+def l_shape(
+    student: Params, teacher: Params, x: Array, activation: str = "relu", slope: float = 0.0
+) -> tuple[LShape, ...]:
+    """:class:`LShape` for every hidden layer, on evaluation inputs ``x (N, d)``."""
+    corr = _correlations(student, teacher, x, activation, slope)
+    fan_out = lemma1.effective_fan_out_norms(student, x, activation, slope)
+    return tuple(LShape(metrics.best_per_student(c), f) for c, f in zip(corr, fan_out, strict=True))
+
+
+def prune_students(student: Params, pruned: Array, layer: int = 0) -> Params:
+    """Zeroes the fan-out (row of the next layer's ``W``) of the students where ``pruned`` ``(n,)`` is true."""
+    weights, bias = student[layer + 1]
+    weights = jnp.where(pruned[:, None], 0.0, weights)
+    return student[: layer + 1] + ((weights, bias),) + student[layer + 2 :]
+
+
+class Theorem3Report(NamedTuple):
+    """Theorem 3 / Corollary 2: unspecialized students carry (almost) no fan-out and can be pruned.
+
+    Attributes:
+      unspecialized: ``(n,)`` bool, best correlation :math:`\\max_j\\rho_{jk}` at most ``threshold``.
+      specialization: ``(n,)`` best correlation per student.
+      fan_out: ``(n,)`` :math:`\\sqrt{\\mathbb E_x\\beta_{kk}}` (:math:`\\|v_k\\|` for two layers).
+      num_unspecialized: scalar count.
+      max_unspecialized_fan_out: largest fan-out among them (0 if none).
+      eval_loss: loss on ``x`` before pruning.
+      pruned_eval_loss: loss with their fan-outs zeroed.
+      loss_change: ``pruned_eval_loss - eval_loss``.
+    """
+
+    unspecialized: Array
+    specialization: Array
+    fan_out: Array
+    num_unspecialized: Array
+    max_unspecialized_fan_out: Array
+    eval_loss: Array
+    pruned_eval_loss: Array
+    loss_change: Array
+
+
+def theorem3_report(
+    student: Params,
+    teacher: Params,
+    x: Array,
+    activation: str = "relu",
+    slope: float = 0.0,
+    layer: int = 0,
+    threshold: float = metrics.MATCH_THRESHOLD,
+    convention: str = "half_sse",
+) -> Theorem3Report:
+    """:class:`Theorem3Report` for hidden layer ``layer`` on evaluation inputs ``x (N, d)``.
+
+    Args:
+      threshold: a student is unspecialized if its best correlation is ``<= threshold`` (the paper's matched
+        criterion is ``> 0.95``).
+      convention: loss convention of :func:`specjax.networks.squared_error_loss`.
+    """
+    shape = l_shape(student, teacher, x, activation, slope)[layer]
+    unspecialized = shape.specialization <= threshold
+    targets = forward(teacher, x, activation, slope)[0]
+    eval_loss = squared_error_loss(student, x, targets, activation, slope, convention)
+    pruned_loss = squared_error_loss(
+        prune_students(student, unspecialized, layer), x, targets, activation, slope, convention
+    )
+    return Theorem3Report(
+        unspecialized,
+        shape.specialization,
+        shape.fan_out,
+        jnp.sum(unspecialized),
+        jnp.max(jnp.where(unspecialized, shape.fan_out, 0.0)),
+        eval_loss,
+        pruned_loss,
+        pruned_loss - eval_loss,
+    )
+
+
+class Theorem5Report(NamedTuple):
+    """Theorem 5 (noisy specialization), first hidden layer: per teacher ``j``, the achieved alignment next to the
+    bound's ingredients. The theorem predicts ``sin_angle`` and ``bias_error`` of order ``bound_ratio``.
+
+    Attributes:
+      best_student: ``(m,)`` student of highest correlation with teacher ``j``.
+      correlation: ``(m,)`` that correlation.
+      weight_angle, sin_angle, bias_error: ``(m,)`` :class:`PairGeometry` of the pair and :math:`\\sin\\tilde\\theta`.
+      gradient_bound: scalar :math:`\\epsilon=\\max_x\\|g_1(x)\\|_\\infty` on ``x``.
+      observer_alpha: ``(m,)`` :math:`\\max|\\alpha_{kj}|` over observers ``k`` of ``j`` (Def. 2:
+        :math:`\\mathrm{Obs}_{jk}/N>` ``observer_fraction``), :math:`\\alpha=\\mathbb E_xV_1^\\top V^*_1`; 0 if none.
+      bound_ratio: ``(m,)`` :math:`\\epsilon/|\\alpha|` (inf where no observer).
+    """
+
+    best_student: Array
+    correlation: Array
+    weight_angle: Array
+    sin_angle: Array
+    bias_error: Array
+    gradient_bound: Array
+    observer_alpha: Array
+    bound_ratio: Array
+
+
+def theorem5_report(
+    student: Params,
+    teacher: Params,
+    x: Array,
+    activation: str = "relu",
+    slope: float = 0.0,
+    observer_fraction: float = 0.0,
+) -> Theorem5Report:
+    """:class:`Theorem5Report` on evaluation inputs ``x (N, d)`` (standing in for the training region)."""
+    _, hidden = forward(student, x, activation, slope)
+    _, teacher_hidden = forward(teacher, x, activation, slope)
+    corr = metrics.correlation(teacher_hidden[0].post, hidden[0].post)
+    best = best_student_index(corr)
+    geometry = pair_geometry(teacher, student, best)
+    epsilon = jnp.max(per_sample_gradient_magnitudes(student, teacher, x, activation, slope).error_sup[0])
+    observed = boundary_observation(teacher_hidden[0].post, hidden[0].post) / x.shape[0] > observer_fraction
+    alpha = lemma1.mean_alpha(student, teacher, x, activation, slope)[0]  # (n, m)
+    observer_alpha = jnp.max(jnp.where(observed, jnp.abs(alpha.T), 0.0), axis=1)
+    ratio = jnp.where(observer_alpha > 0, epsilon / jnp.where(observer_alpha > 0, observer_alpha, 1.0), jnp.inf)
+    return Theorem5Report(
+        best,
+        jnp.max(corr, axis=1),
+        geometry.weight_angle,
+        jnp.sin(geometry.weight_angle),
+        geometry.bias_error,
+        epsilon,
+        observer_alpha,
+        ratio,
+    )
+
+
+class RunAnalysis(NamedTuple):
+    """Everything :func:`analyze_run` computes for one run (first hidden layer where a layer is implied).
+
+    Attributes:
+      l_shape: per hidden layer :class:`LShape`.
+      observation_fraction: ``(m,)`` :func:`boundary_observation_fraction`.
+      matched_student: ``(m,)`` :func:`hungarian_match` of the first layer.
+      matched_geometry: :class:`PairGeometry` of the matched pairs.
+      theorem3: :class:`Theorem3Report`.
+      theorem5: :class:`Theorem5Report`.
+    """
+
+    l_shape: tuple[LShape, ...]
+    observation_fraction: Array
+    matched_student: Array
+    matched_geometry: PairGeometry
+    theorem3: Theorem3Report
+    theorem5: Theorem5Report
+
+
+def analyze_run(
+    student: Params,
+    teacher: Params,
+    x: Array,
+    activation: str = "relu",
+    slope: float = 0.0,
+    threshold: float = metrics.MATCH_THRESHOLD,
+    convention: str = "half_sse",
+) -> RunAnalysis:
+    """All per-run analyses of one trained run on its evaluation set ``x (N, d)``; ``vmap`` it over runs.
+
+    Shared forward passes are computed once by XLA under ``jit`` (common-subexpression elimination).
+    """
+    _, hidden = forward(student, x, activation, slope)
+    _, teacher_hidden = forward(teacher, x, activation, slope)
+    corr = metrics.correlation(teacher_hidden[0].post, hidden[0].post)
+    matched = hungarian_match(corr)
+    return RunAnalysis(
+        l_shape(student, teacher, x, activation, slope),
+        boundary_observation_fraction(teacher_hidden[0].post, hidden[0].post),
+        matched,
+        pair_geometry(teacher, student, matched),
+        theorem3_report(student, teacher, x, activation, slope, 0, threshold, convention),
+        theorem5_report(student, teacher, x, activation, slope),
+    )
