@@ -35,7 +35,7 @@ import numpy as np
 
 from specjax import config as config_lib
 from specjax import metrics, store
-from specjax.train import Hparams, Program, RunState, Spec, make_mesh, seed_key
+from specjax.train import Hparams, Program, RunState, Spec, flops_per_step, make_mesh, seed_key
 
 ProgressFn = Callable[[str], None]
 
@@ -314,37 +314,48 @@ def load_checkpoint(path: Path, template_states: list[RunState], stats_template)
 
 
 class Progress:
-    """Prints one line per evaluation interval: runs, run-steps/s (excluding compilation), ETA."""
+    """Prints one line per evaluation interval: progress, run-steps/s of the current group, ETA.
 
-    def __init__(self, total_run_steps: int, emit: ProgressFn | None):
-        self.total = total_run_steps
-        self.done = 0
+    Work is counted in run-steps weighted by :func:`step_cost` (a wide group's step costs more than a narrow one's),
+    so the ETA stays right across shape groups. Chunks that include compilation are not timed.
+    """
+
+    def __init__(self, total_work: float, emit: ProgressFn | None):
+        self.total = total_work
+        self.done = 0.0
         self.emit = emit
-        self.measured_steps = 0
-        self.measured_time = 0.0
+        self.work_measured = 0.0
+        self.time_measured = 0.0
+        self.group_steps = 0
+        self.group_time = 0.0
 
-    def skip(self, run_steps: int) -> None:
-        self.done += run_steps
+    def start_group(self) -> None:
+        self.group_steps, self.group_time = 0, 0.0
 
-    def advance(self, run_steps: int, seconds: float, warm: bool) -> None:
-        self.done += run_steps
+    def skip(self, work: float) -> None:
+        self.done += work
+
+    def advance(self, run_steps: int, cost: float, seconds: float, warm: bool) -> None:
+        self.done += run_steps * cost
         if warm:
-            self.measured_steps += run_steps
-            self.measured_time += seconds
-
-    @property
-    def rate(self) -> float:
-        return self.measured_steps / self.measured_time if self.measured_time > 0 else float("nan")
+            self.work_measured += run_steps * cost
+            self.time_measured += seconds
+            self.group_steps += run_steps
+            self.group_time += seconds
 
     def line(self, prefix: str) -> None:
         if self.emit is None:
             return
-        rate = self.rate
-        eta = (self.total - self.done) / rate if rate == rate and rate > 0 else float("nan")
+        work_rate = self.work_measured / self.time_measured if self.time_measured > 0 else 0.0
         pct = 100.0 * self.done / max(self.total, 1)
-        eta_s = "?" if eta != eta else time.strftime("%H:%M:%S", time.gmtime(eta))
-        rate_s = "warming up" if rate != rate else f"{rate:,.0f} run-steps/s"
+        eta_s = "?" if work_rate <= 0 else time.strftime("%H:%M:%S", time.gmtime((self.total - self.done) / work_rate))
+        rate_s = f"{self.group_steps / self.group_time:,.0f} run-steps/s" if self.group_time > 0 else "compiling"
         self.emit(f"{prefix} | {pct:5.1f}% | {rate_s} | ETA {eta_s}")
+
+
+def step_cost(spec: Spec) -> float:
+    """Relative cost of one run-step for the ETA: its FLOPs plus a fixed per-step overhead (~ 64k FLOPs)."""
+    return float(flops_per_step(spec) + 65536)
 
 
 def train_wave(
@@ -374,9 +385,9 @@ def train_wave(
         )
         states = [program.place(s) for s in host_states]
         if done:
-            progress.skip(n * total_chunks * chunk)
+            progress.skip(n * total_chunks * chunk * step_cost(plan.spec))
             return _wave_result(history, teachers_, states)
-        progress.skip(n * chunks_done * chunk)
+        progress.skip(n * chunks_done * chunk * step_cost(plan.spec))
 
     def concat(xs):
         return jax.tree.map(lambda *a: np.concatenate(a), *xs)
@@ -407,7 +418,7 @@ def train_wave(
             evaluate(pending, chunks_done * chunk // cfg.steps_per_epoch)
             pending = None
         jax.block_until_ready(states)
-        progress.advance(n * chunk, time.perf_counter() - t0, warm)
+        progress.advance(n * chunk, step_cost(plan.spec), time.perf_counter() - t0, warm)
         program.warm = True
         if ckpt is not None:
             save_checkpoint(ckpt, states, history, chunks_done, pending, done=chunks_done == total_chunks)
@@ -524,12 +535,13 @@ def run_sweep(
     mesh = mesh if mesh is not None else make_mesh(cfg.num_devices)
     wd = prepare_workdir(cfg, workdir, overwrite) if workdir is not None else None
     plans = plan_groups(cfg, mesh.devices.size)
-    total = sum(p.padded_runs for p in plans) * config_lib.total_steps(cfg)
+    total = sum(p.padded_runs * step_cost(p.spec) for p in plans) * config_lib.total_steps(cfg)
     prog = Progress(total, progress)
     interval = cfg.steps_per_epoch * cfg.eval_every
     all_arrays = []
     for plan in plans:
         program = Program(plan.spec, cfg.chunk_steps or interval, mesh)
+        prog.start_group()
         waves = []
         for w, runs in enumerate(plan.waves):
             waves.append(train_wave(cfg, plan, program, w, runs, wd, prog))
