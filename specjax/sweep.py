@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from specjax.train import Hparams, Program, RunState, Spec, flops_per_step, make
 
 ProgressFn = Callable[[str], None]
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
 
 class SweepError(ValueError):
@@ -161,13 +162,85 @@ def provenance() -> dict:
     }
 
 
+#: What a sweep writes at the top of its workdir besides ``config.json``; ``--overwrite`` removes exactly these.
+WORKDIR_DIRS = ("checkpoints", "results")
+WORKDIR_FILES = ("summary.json", "success_rate.png", "success_rate.pdf")
+
+
+class _WorkdirLock:
+    """Exclusive ``flock`` on the workdir folder, held while a sweep uses it (released by the kernel on SIGKILL)."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.fd: int | None = None
+
+    def __enter__(self) -> Path:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no locking
+            return self.workdir
+        self.fd = os.open(self.workdir, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise SweepError(
+                f"{self.workdir}: workdir is in use by another running sweep; wait for it or stop it"
+            ) from None
+        return self.workdir
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
+
+
+def workdir_lock(workdir: str | Path) -> _WorkdirLock:
+    """Creates ``workdir`` if needed (proving it writable) and returns a context manager that locks it.
+
+    Two sweeps never share a workdir at once: the second one stops with :class:`SweepError`.
+
+    Raises:
+      SweepError: ``workdir`` exists and is not a directory.
+      store.StoreError: ``workdir`` cannot be created or written.
+    """
+    workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise SweepError(f"{workdir}: workdir exists and is not a directory")
+    store.check_writable(workdir)
+    return _WorkdirLock(workdir)
+
+
 def prepare_workdir(cfg: ml_collections.ConfigDict, workdir: str | Path, overwrite: bool) -> Path:
-    """Makes the workdir ready: refuses another sweep's workdir unless ``overwrite``; writes ``config.json``."""
+    """Makes the workdir ready for ``cfg``: resume, refuse, or (``overwrite``) start fresh; writes ``config.json``.
+
+    * A new or empty folder is used as is.
+    * A folder holding ``config.json`` with the same config is resumed (its checkpoints are kept).
+    * A folder holding another config, or an unreadable ``config.json``, is refused unless ``overwrite``, which
+      deletes exactly what a sweep writes (:data:`WORKDIR_DIRS`, :data:`WORKDIR_FILES`) and nothing else.
+    * A non-empty folder without ``config.json`` is always refused: it is not a sweep's, and nothing in it is
+      touched, even with ``overwrite``.
+
+    ``config.json`` is written before the ``checkpoints/`` and ``results/`` folders, so a folder holding them always
+    says which config they belong to. Call it while holding :func:`workdir_lock`.
+
+    Raises:
+      SweepError: the folder cannot be used; the message says why and what to do.
+      store.StoreError: the folder cannot be written.
+    """
     workdir = Path(workdir)
     if workdir.exists() and not workdir.is_dir():
         raise SweepError(f"{workdir}: workdir exists and is not a directory")
     cfg_path = workdir / "config.json"
     wanted = config_lib.to_plain(cfg)
+    if not cfg_path.exists() and workdir.is_dir():
+        foreign = sorted(p.name for p in workdir.iterdir() if not p.name.startswith("."))
+        if foreign:
+            raise SweepError(
+                f"{workdir}: workdir is not empty ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
+                "and holds no sweep (no config.json); use a new or empty --workdir"
+            )
     if cfg_path.exists() and not overwrite:
         try:
             held = store.load_json(cfg_path).get("config")
@@ -181,13 +254,15 @@ def prepare_workdir(cfg: ml_collections.ConfigDict, workdir: str | Path, overwri
             )
     store.check_writable(workdir)
     if overwrite:
-        for sub in ("checkpoints", "results"):
+        for sub in WORKDIR_DIRS:
             shutil.rmtree(workdir / sub, ignore_errors=True)
-        for name in ("summary.json",):
+        for name in WORKDIR_FILES:
             (workdir / name).unlink(missing_ok=True)
-    (workdir / "checkpoints").mkdir(exist_ok=True)
-    (workdir / "results").mkdir(exist_ok=True)
     store.save_json(cfg_path, {"config": wanted, **provenance()})
+    for sub in WORKDIR_DIRS:
+        (workdir / sub).mkdir(exist_ok=True)
+    for folder in (workdir, *(workdir / sub for sub in WORKDIR_DIRS)):
+        store.remove_stale_temporaries(folder)
     return workdir
 
 
@@ -261,15 +336,75 @@ def _ckpt_path(workdir: Path, plan: GroupPlan, wave: int) -> Path:
     return workdir / "checkpoints" / f"group{plan.index}_wave{wave}.npz"
 
 
+def checkpoint_layout(plan: GroupPlan, runs: range) -> dict[str, int]:
+    """What a wave's checkpoint must match to be resumed: block size and the wave's (padded) run range.
+
+    The block is ``runs_per_block`` x devices, so a checkpoint written with another device count does not match.
+    """
+    return {"block": plan.block, "wave_start": runs.start, "wave_stop": runs.stop}
+
+
+def _check_layout(path: Path, z: dict[str, np.ndarray], layout: dict[str, int]) -> None:
+    if int(z["format"]) != CHECKPOINT_FORMAT:
+        raise store.StoreError(
+            f"{path}: checkpoint format {int(z['format'])} is not this version's ({CHECKPOINT_FORMAT}); "
+            "use --overwrite to start fresh"
+        )
+    held = {k: int(z[k]) for k in layout if k in z}
+    if held != layout:
+        raise store.StoreError(
+            f"{path}: checkpoint was written for blocks of {held.get('block')} runs (runs_per_block x devices) "
+            f"and runs {held.get('wave_start')}..{held.get('wave_stop')}, this sweep has blocks of {layout['block']} "
+            f"and runs {layout['wave_start']}..{layout['wave_stop']}; resume with the same number of devices "
+            "(config.num_devices) or use --overwrite"
+        )
+
+
+CHECKPOINT_KEYS = ("format", "chunks_done", "done", "num_blocks", "block", "wave_start", "wave_stop")
+
+
+def check_checkpoints(workdir: Path, plans: list[GroupPlan]) -> None:
+    """Reads every existing checkpoint of the sweep in full before any training, so a damaged or foreign one stops
+    the sweep at once, with its name, instead of after hours of other groups' work.
+
+    Raises:
+      store.StoreError: a checkpoint is truncated or corrupted (zip CRC), lacks arrays, or has another layout.
+    """
+    for plan in plans:
+        for wave, runs in enumerate(plan.waves):
+            path = _ckpt_path(workdir, plan, wave)
+            if path.exists():
+                try:
+                    _check_layout(path, store.load_npz(path, required=CHECKPOINT_KEYS), checkpoint_layout(plan, runs))
+                except store.StoreError as e:
+                    raise store.StoreError(
+                        f"{e}; delete that file to retrain its wave, or use --overwrite to start the sweep afresh"
+                    ) from None
+
+
 def save_checkpoint(
-    path: Path, blocks_state: list[RunState], history: History, chunks_done: int, pending_stats, done: bool
+    path: Path,
+    blocks_state: list[RunState],
+    history: History,
+    chunks_done: int,
+    pending_stats,
+    done: bool,
+    layout: dict[str, int],
 ) -> None:
-    """Full state of a wave after ``chunks_done`` chunks: every block's state, history so far, chunk counter."""
+    """Writes the full state of a wave after ``chunks_done`` chunks, atomically.
+
+    Held: every block's :class:`RunState` (student parameters, optimiser state, step counter -- which is also the
+    data position, since batch ``t`` comes from ``fold_in(batch_key, t)`` -- and ``diverged_at``), the summed
+    training statistics of the evaluation interval in progress, the history so far, the chunk counter, and the
+    :func:`checkpoint_layout`. Teachers and data are not stored: they are pure functions of the seed keys, which
+    come from the config, and are rebuilt bit for bit on resume.
+    """
     arrays = {
         "format": np.array(CHECKPOINT_FORMAT),
         "chunks_done": np.array(chunks_done),
         "done": np.array(done),
         "num_blocks": np.array(len(blocks_state)),
+        **{k: np.array(v) for k, v in layout.items()},
     }
     for b, state in enumerate(blocks_state):
         for i, leaf in enumerate(jax.tree.leaves(jax.device_get(state))):
@@ -282,11 +417,22 @@ def save_checkpoint(
     store.save_npz(path, arrays)
 
 
-def load_checkpoint(path: Path, template_states: list[RunState], stats_template):
-    """Inverse of :func:`save_checkpoint`; checks every leaf's shape and dtype against the fresh templates."""
-    z = store.load_npz(path, required=("format", "chunks_done", "done", "num_blocks"))
-    if int(z["format"]) != CHECKPOINT_FORMAT or int(z["num_blocks"]) != len(template_states):
-        raise store.StoreError(f"{path}: checkpoint layout does not match this sweep")
+def load_checkpoint(path: Path, template_states: list[RunState], stats_template, layout: dict[str, int]):
+    """Inverse of :func:`save_checkpoint`; checks the layout and every leaf's shape and dtype against the fresh
+    templates.
+
+    Returns:
+      ``(block_states, history, chunks_done, done, pending_stats)``.
+
+    Raises:
+      store.StoreError: unreadable file or a mismatch (names the file and the array).
+    """
+    z = store.load_npz(path, required=CHECKPOINT_KEYS)
+    _check_layout(path, z, layout)
+    if int(z["num_blocks"]) != len(template_states):
+        raise store.StoreError(
+            f"{path}: checkpoint holds {int(z['num_blocks'])} blocks, expected {len(template_states)}"
+        )
 
     def restore(prefix, template):
         leaves, treedef = jax.tree.flatten(template)
@@ -377,11 +523,12 @@ def train_wave(
     n = len(runs)
 
     ckpt = _ckpt_path(workdir, plan, wave) if workdir is not None and cfg.checkpoint else None
+    layout = checkpoint_layout(plan, runs)
     history, chunks_done, pending = History(), 0, None
     if ckpt is not None and ckpt.exists():
         stats_template = jax.tree.map(lambda a: np.zeros((n,), a.dtype), _zero_stats(program, plan.spec))
         host_states, history, chunks_done, done, pending = load_checkpoint(
-            ckpt, [jax.device_get(s) for s in states], stats_template
+            ckpt, [jax.device_get(s) for s in states], stats_template, layout
         )
         states = [program.place(s) for s in host_states]
         if done:
@@ -400,7 +547,7 @@ def train_wave(
     if chunks_done == 0 and not history.arrays:
         evaluate(None, 0)
         if ckpt is not None:
-            save_checkpoint(ckpt, states, history, 0, None, done=False)
+            save_checkpoint(ckpt, states, history, 0, None, False, layout)
 
     prefix = f"[x{plan.over_realization} group {plan.index + 1}/{len(cfg.over_realization)}, wave {wave + 1}]"
     while chunks_done < total_chunks:
@@ -421,7 +568,7 @@ def train_wave(
         progress.advance(n * chunk, step_cost(plan.spec), time.perf_counter() - t0, warm)
         program.warm = True
         if ckpt is not None:
-            save_checkpoint(ckpt, states, history, chunks_done, pending, done=chunks_done == total_chunks)
+            save_checkpoint(ckpt, states, history, chunks_done, pending, chunks_done == total_chunks, layout)
         if at_eval:
             epoch = chunks_done * chunk // cfg.steps_per_epoch
             progress.line(f"{prefix} epoch {epoch}/{cfg.epochs} | {plan.runs} runs")
@@ -490,6 +637,9 @@ def summarize(cfg, plans: list[GroupPlan], arrays: list[dict[str, np.ndarray]]) 
                 "seeds": plan.seeds,
                 "success_rate": by_eval[-1].tolist(),
                 "success_rate_by_eval": by_eval.tolist(),
+                "success_rate_by_threshold": {
+                    f"{t:g}": metrics.success_rate(best[:, -1], t, valid=valid).tolist() for t in metrics.THRESHOLDS
+                },
                 "success_rate_by_layer": [
                     metrics.success_rate(a[f"best_teacher_corr_l{l}"][s][:, -1], valid=valid).tolist()
                     for l in range(1, layers + 1)
@@ -525,16 +675,31 @@ def run_sweep(
 
     Raises:
       config.ConfigError: invalid config value (names the field).
-      SweepError, store.StoreError: unusable workdir or files (names the file).
+      SweepError, store.StoreError: unusable workdir or files (names the file), raised before any training.
     """
     config_lib.validate(cfg)
     if cfg.dtype == "float64" and not jax.config.jax_enable_x64:
         raise config_lib.ConfigError(
             "config.dtype: float64 needs jax_enable_x64 (call specjax.enable_float64() before creating any array)"
         )
+    if cfg.num_devices > len(jax.devices()):
+        raise config_lib.ConfigError(
+            f"config.num_devices: {cfg.num_devices} requested but only {len(jax.devices())} "
+            f"{jax.default_backend()} device(s) available"
+        )
     mesh = mesh if mesh is not None else make_mesh(cfg.num_devices)
-    wd = prepare_workdir(cfg, workdir, overwrite) if workdir is not None else None
+    if workdir is None:
+        return _train_and_summarize(cfg, None, mesh, progress)
+    with workdir_lock(workdir):
+        wd = prepare_workdir(cfg, workdir, overwrite)
+        return _train_and_summarize(cfg, wd, mesh, progress)
+
+
+def _train_and_summarize(cfg, wd: Path | None, mesh, progress: ProgressFn | None) -> SweepResult:
+    """The body of :func:`run_sweep` once the config is valid and the workdir (if any) is prepared and locked."""
     plans = plan_groups(cfg, mesh.devices.size)
+    if wd is not None:
+        check_checkpoints(wd, plans)
     total = sum(p.padded_runs * step_cost(p.spec) for p in plans) * config_lib.total_steps(cfg)
     prog = Progress(total, progress)
     interval = cfg.steps_per_epoch * cfg.eval_every

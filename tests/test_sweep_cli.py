@@ -37,8 +37,17 @@ def test_tiny_config_through_the_cli(tmp_path):
     # 2 over-realizations x 2 polarities x 2 learning rates.
     assert len(summary["groups"]) == 8
     g = summary["groups"][0]
-    for key in ("over_realization", "teacher_polarity", "seeds", "success_rate", "success_rate_by_eval", "eval_loss"):
+    for key in (
+        "over_realization",
+        "teacher_polarity",
+        "seeds",
+        "success_rate",
+        "success_rate_by_eval",
+        "success_rate_by_threshold",
+        "eval_loss",
+    ):
         assert key in g
+    assert sorted(g["success_rate_by_threshold"], key=float) == ["0.5", "0.6", "0.7", "0.8", "0.9", "0.95"]
     assert len(g["success_rate"]) == 3 and len(g["success_rate_by_eval"]) == 3 and len(g["eval_loss"]) == 3
     cfg = json.loads((wd / "config.json").read_text())
     assert cfg["config"]["epochs"] == 2 and "jax" in cfg["versions"] and "git_commit" in cfg
