@@ -1,0 +1,216 @@
+"""The paper's figures at the ``test`` scale: each one builds, and its arrays show the paper's claim.
+
+One temporary workdir is shared by the module, so Figs. 9 and 10 (and the command-line test) reuse one sweep.
+The claims are checked on the reduced arrays (:mod:`specjax.figure_data`), never on pixels; the test-scale configs
+were chosen so that each claim holds with a margin (numbers in the comments are the values measured).
+"""
+
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from specjax import figure_data, figures, networks, teachers
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def make(tmp_path_factory):
+    """``make(figure) -> FigureOutput`` at the test scale, computed once per module."""
+    workdir = tmp_path_factory.mktemp("figures")
+
+    @functools.cache
+    def build(figure: str) -> figures.FigureOutput:
+        return figures.make_figure(figure, workdir, "test", progress=None)
+
+    build.workdir = workdir
+    return build
+
+
+def assert_written(out: figures.FigureOutput) -> None:
+    assert [p.suffix for p in out.paths] == [".png", ".pdf"]
+    for p in out.paths:
+        assert p.is_file() and p.stat().st_size > 1000, p
+    held = json.loads((p.parent / f"fig{out.figure}.json").read_text())
+    assert held["figure"] == out.figure and held["scale"] == "test"
+
+
+def test_fig7_unspecialized_students_have_small_fan_out(make):
+    out = make("7")
+    assert_written(out)
+    over5 = next(a for a in out.data["arrays"] if int(a["over_realization"]) == 5)
+    corr = over5["best_student_corr_l1"][:, :, -1].ravel()
+    fan_out = over5["fan_out_norm_l1"][:, :, -1].ravel()
+    low, high = corr < figure_data.UNSPECIALIZED_BELOW, corr > 0.95
+    assert low.sum() >= 2 and high.sum() >= 100  # measured: 4 and ~190 of 200
+    # The L: every unspecialized student's fan-out is below the median specialized one (measured ~0.1 vs ~0.45).
+    assert fan_out[low].max() < np.median(fan_out[high])
+    assert np.median(fan_out[low]) < 0.4 * np.median(fan_out[high])
+
+
+def test_fig9_strong_teachers_covered_more_and_over_realization_helps(make):
+    out = make("9")
+    assert_written(out)
+    table = out.numbers["success_rate"]
+    for over in ("1x", "5x"):
+        for which in ("early", "final"):
+            rate = table[over]["p=2"][which]
+            assert rate[0] >= rate[-1]  # measured 1x final: [1, .75, .75, .25, 0]
+    assert table["1x"]["p=2"]["final"][0] - table["1x"]["p=2"]["final"][-1] >= 0.5
+    for p in ("p=0", "p=2"):
+        assert table["5x"][p]["mean_final"] >= table["1x"][p]["mean_final"]  # measured p=2: 1.0 vs 0.55
+    assert table["5x"]["p=2"]["mean_final"] - table["1x"]["p=2"]["mean_final"] >= 0.2
+    # More training covers more teachers (dotted vs solid lines).
+    assert table["5x"]["p=2"]["mean_final"] > table["5x"]["p=2"]["mean_early"]
+
+
+def test_fig10_loss_decreases(make):
+    out = make("10")
+    assert_written(out)
+    for mean in out.data["log_loss_mean"]:
+        assert np.all(mean[:, -1] < mean[:, 0] - 2.0)  # measured drops: 2.5 to 13.7 decades
+    assert np.isfinite(np.concatenate(out.data["log_loss_std"])).all()
+
+
+def test_fig11_focus_shifts_from_strong_to_weak_teachers(make):
+    out = make("11")
+    assert_written(out)
+    counts = out.numbers["focus_shifts"]
+    assert counts["total"] >= 3  # measured: 7, all towards weaker teachers
+    assert counts["to_weaker"] >= 3 * max(counts["to_stronger"], 1)
+    assert out.data["corr"].shape[:1] == (3,)
+
+
+def test_fig12_strong_teachers_reach_high_correlation_first(make):
+    out = make("12")
+    assert_written(out)
+    order = out.numbers["order"]["p=1"]
+    assert order["median_epoch_strongest"] < order["median_epoch_weakest"]  # measured: 2 vs 16
+    assert order["spearman"] > 0.6  # measured: 0.96
+    assert order["matched_strongest"] == 1.0
+
+
+def test_fig8_lowest_layer_specializes_first(make):
+    out = make("8")
+    assert_written(out)
+    epochs = out.numbers["snapshot_epochs"]
+    mean_best = out.numbers["mean_best_teacher_corr"]
+    for e in epochs[1:]:
+        layer1, *higher = mean_best[f"epoch {e}"]
+        assert layer1 > max(higher) + 0.05, (e, mean_best[f"epoch {e}"])  # measured margin >= 0.13
+    points = out.data["points"]
+    assert set(points) >= {"epochs", "best_corr_l1", "fan_out_l3"}
+    assert points["fan_out_l1"].shape == (len(epochs), 15)
+
+
+def test_population_flow_and_sgd_start_together_and_both_learn(make):
+    out = make("population")
+    assert_written(out)
+    r = out.data["results"]
+    np.testing.assert_allclose(r["sgd_loss"][:, 0], r["flow_loss"][:, 0], rtol=1e-12)
+    np.testing.assert_allclose(r["sgd_angles"][:, 0], r["flow_angles"][:, 0], atol=1e-12)
+    assert np.all(r["sgd_loss"][:, -1] < 1e-3 * r["sgd_loss"][:, 0])
+    assert np.all(r["flow_loss"][:, -1] < 1e-3 * r["flow_loss"][:, 0])
+    assert np.min(out.data["sgd_best_cos"][:, -1]) > 0.99 and np.min(out.data["flow_best_cos"][:, -1]) > 0.99
+    # Gradient flow conserves ||w_j||^2 - ||v_j||^2 (Eqn 8); RK4 keeps it to integration error.
+    drift = np.abs(r["flow_balancedness"] - r["flow_balancedness"][:, :1]).max()
+    assert drift < 1e-3
+
+
+@pytest.mark.slow
+def test_fig13_real_data_builds(make):
+    pytest.importorskip("specjax.plots_realdata")
+    out = make("13")
+    assert_written(out)
+    assert set(out.numbers["final_eval_accuracy"]) == {"1x", "2x"}
+
+
+def test_command_line_reuses_results_and_reports_bad_flags(make):
+    make("10")
+    cmd = [sys.executable, "-m", "specjax.figures", "--figure=10", "--scale=test", f"--workdir={make.workdir}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "fig10.png" in done.stdout and "loaded" in done.stdout  # the sweep is not run again
+    bad = subprocess.run([*cmd[:3], "--figure=99", f"--workdir={make.workdir}"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") <= 2 and "figure" in bad.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# figure_data on constructed inputs.
+
+
+def test_expected_fan_out_norms_two_layer_equals_row_norms():
+    student = teachers.gaussian_student(jax.random.key(0), (6, 9, 4), 0.7, True, jnp.float64)
+    x = jax.random.normal(jax.random.key(1), (64, 6), jnp.float64)
+    (norms,) = figure_data.expected_fan_out_norms(student, x, chunk=16)
+    np.testing.assert_allclose(norms, networks.fan_out_norms(student)[0], rtol=1e-12)
+
+
+def test_expected_fan_out_norms_deep_equals_jacobian_norms():
+    """sqrt(E_x ||v_k(x)||^2) with v_k(x) = d f_L / d f_{l,k}: the Jacobian of the output w.r.t. a hidden activation."""
+    student = teachers.gaussian_student(jax.random.key(2), (5, 7, 6, 8, 3), 0.8, True, jnp.float64)
+    x = jax.random.normal(jax.random.key(3), (32, 5), jnp.float64)
+    norms = figure_data.expected_fan_out_norms(student, x, chunk=8)
+
+    def output_from_layer(h, layer, xi):  # replace hidden layer `layer`'s activations by h, keep the gates above
+        _, hidden = networks.forward(student, xi)
+        f = h
+        for l in range(layer + 1, len(student) - 1):
+            z = networks.dense(student[l], f)
+            f = z * networks.gate(hidden[l].pre)
+        return networks.dense(student[-1], f)
+
+    for layer in range(3):
+        jac = jax.vmap(
+            lambda xi, layer=layer: jax.jacobian(output_from_layer)(
+                networks.forward(student, xi)[1][layer].post, layer, xi
+            )
+        )(x)  # (N, C, n_l)
+        expected = np.sqrt(np.mean(np.sum(np.asarray(jac) ** 2, axis=1), axis=0))
+        np.testing.assert_allclose(norms[layer], expected, rtol=1e-10)
+
+
+def test_first_epoch_above_and_strength_order():
+    epochs = np.array([0, 1, 2, 3])
+    best = np.array([[0.1, 0.96, 0.99, 0.99], [0.1, 0.2, 0.97, 0.99], [0.1, 0.2, 0.3, 0.4]]).T[None]  # (1, E, 3)
+    first = figure_data.first_epoch_above(best, epochs, 0.95)
+    np.testing.assert_array_equal(first, [[1.0, 2.0, np.inf]])
+    stats = figure_data.strength_order_stats(best, np.array([[3.0, 2.0, 1.0]]), epochs, group=1)
+    assert stats["median_epoch_strongest"] == 1.0 and stats["median_epoch_weakest"] == np.inf
+    assert stats["spearman"] == pytest.approx(1.0)
+    flipped = figure_data.strength_order_stats(best, np.array([[1.0, 2.0, 3.0]]), epochs, group=1)
+    assert flipped["spearman"] == pytest.approx(-1.0)
+
+
+def test_focus_shifts_detects_a_move_to_a_weaker_teacher():
+    epochs = np.arange(6)
+    corr = np.zeros((6, 2, 2))  # (E, m, n): student 0 leaves teacher 0 for teacher 1; student 1 stays on teacher 0
+    corr[:, 0, 0] = [0.1, 0.7, 0.9, 0.9, 0.3, 0.1]
+    corr[:, 1, 0] = [0.0, 0.1, 0.2, 0.5, 0.8, 0.95]
+    corr[:, 0, 1] = [0.2, 0.8, 0.95, 0.99, 0.99, 0.99]
+    shifts = figure_data.focus_shifts(corr, epochs)
+    assert [(s["student"], s["from_teacher"], s["to_teacher"]) for s in shifts] == [(0, 0, 1)]
+    assert shifts[0]["epoch_left"] == 4.0
+    counts = figure_data.summarize_focus_shifts([shifts], np.array([[2.0, 1.0]]))
+    assert counts == {"total": 1, "to_weaker": 1, "to_stronger": 0}
+
+
+def test_l_shape_stats_and_loss_conversion():
+    stats = figure_data.l_shape_stats(np.array([0.99, 0.98, 0.3, 0.2]), np.array([1.0, 2.0, 0.1, 0.0]))
+    assert stats["specialized"] == 2 and stats["unspecialized"] == 2
+    assert stats["fan_out_ratio"] == pytest.approx(0.05 / 1.5)
+    np.testing.assert_allclose(figure_data.mse_per_output(np.array([5.0]), outputs=50), [0.2])
+
+
+def test_unknown_figure_and_scale_are_refused(tmp_path):
+    with pytest.raises(figures.FigureError, match="figure"):
+        figures.make_figure("6", tmp_path, "test")
+    with pytest.raises(figures.FigureError, match="scale"):
+        figures.make_figure("7", tmp_path, "huge")
