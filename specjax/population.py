@@ -1,0 +1,317 @@
+"""Exact population gradient flow of the two-layer ReLU net, and the same start trained by SGD (THEORY.md 5-6).
+
+Under :math:`x\\sim N(0,s^2I_d)` with a bias-free hidden layer, the population gradient
+:math:`\\dot{\\mathcal W}=-\\nabla J` has the closed form :func:`specjax.theory.population_negative_gradient`
+("angle-based dynamics": every term is a function of angles and norms, Theorem 6). This module integrates it on
+device:
+
+* :func:`rk4_integrate`: classical fixed-step Runge-Kutta 4, one ``lax.scan`` over records with an inner
+  ``lax.scan`` over steps;
+* :func:`adaptive_integrate`: adaptive Dormand-Prince 5(4) with a PID step-size controller from ``diffrax``;
+* :func:`make_population_flow`: returns a pure ``flow(student0, teacher, data_std, t_final) -> FlowRecord`` that
+  records every student's angle to every teacher and the norms :math:`\\|w_j\\|`, :math:`\\|v_j\\|` over time.
+  Vmap it over initial conditions: ``jax.jit(jax.vmap(flow, in_axes=(0, None, None, None)))(students0, teacher,
+  s, t)``.
+* :func:`make_sgd_flow_comparison`: trains a run of the engine (:mod:`specjax.train`) with SGD on its finite data
+  and integrates the population flow from the *same* initial student, both recorded on one time axis
+  :math:`t=\\eta\\cdot\\text{steps}` (gradient flow is the :math:`\\eta\\to0` limit of GD/SGD in that time).
+
+Parameters use the :mod:`specjax.networks` layout: ``((W1 (d, n), None), (W2 (n, C), c (C,) or None))``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import diffrax
+import jax
+import jax.numpy as jnp
+
+from specjax import theory, train
+from specjax.networks import Params
+
+Array = jax.Array
+VectorField = Callable[[Array, object], object]
+
+
+class FlowRecord(NamedTuple):
+    """A trajectory of the two-layer student, sampled at ``T`` times (leading axis ``T``).
+
+    Attributes:
+      time: ``(T,)`` gradient-flow time.
+      angles: ``(T, n, m)`` angle :math:`\\angle(w_j,w^*_k)` between student ``j`` and teacher ``k``.
+      weight_norms: ``(T, n)`` :math:`\\|w_j\\|`.
+      fan_out_norms: ``(T, n)`` :math:`\\|v_j\\|`.
+      loss: ``(T,)`` population loss :func:`specjax.theory.population_loss` (exact, also for SGD iterates).
+      students: the parameters with leading axis ``T``, or ``None`` if not kept.
+    """
+
+    time: Array
+    angles: Array
+    weight_norms: Array
+    fan_out_norms: Array
+    loss: Array
+    students: Params | None
+
+    @property
+    def balancedness(self) -> Array:
+        """:math:`\\|w_j\\|^2-\\|v_j\\|^2`, ``(T, n)``: conserved by the flow (Eqn 8)."""
+        return self.weight_norms**2 - self.fan_out_norms**2
+
+
+def record_trajectory(
+    time: Array, students: Params, teacher: Params, data_std: Array = 1.0, keep_students: bool = False
+) -> FlowRecord:
+    """:class:`FlowRecord` of a sequence of students (e.g. SGD snapshots or ODE states).
+
+    Args:
+      time: ``(T,)``.
+      students: parameters with leading axis ``T``.
+      teacher: bias-free-hidden-layer teacher.
+      data_std: ``s``.
+      keep_students: store ``students`` in the record.
+    """
+
+    def one(student):
+        weights, fan_out = student[0][0], student[1][0]
+        return (
+            theory.angle_matrix(weights, teacher[0][0]),
+            jnp.linalg.norm(weights, axis=0),
+            jnp.linalg.norm(fan_out, axis=1),
+            theory.population_loss(student, teacher, data_std),
+        )
+
+    angles, weight_norms, fan_out_norms, loss = jax.vmap(one)(students)
+    return FlowRecord(time, angles, weight_norms, fan_out_norms, loss, students if keep_students else None)
+
+
+def population_vector_field(teacher: Params, data_std: Array) -> VectorField:
+    """The autonomous field :math:`(t,\\mathcal W)\\mapsto-\\nabla J(\\mathcal W)` for a fixed teacher."""
+
+    def field(t, student):
+        del t
+        return theory.population_negative_gradient(student, teacher, data_std)
+
+    return field
+
+
+def _axpy(scale, step, state):
+    return jax.tree.map(lambda s, k: s + scale * k, state, step)
+
+
+def rk4_step(field: VectorField, t: Array, state, dt: Array):
+    """One classical Runge-Kutta-4 step of :math:`\\dot y=f(t,y)` on a pytree ``state``."""
+    k1 = field(t, state)
+    k2 = field(t + dt / 2, _axpy(dt / 2, k1, state))
+    k3 = field(t + dt / 2, _axpy(dt / 2, k2, state))
+    k4 = field(t + dt, _axpy(dt, k3, state))
+    increment = jax.tree.map(lambda a, b, c, e: (a + 2 * b + 2 * c + e) / 6, k1, k2, k3, k4)
+    return _axpy(dt, increment, state)
+
+
+def rk4_integrate(field: VectorField, state0, t_final: Array, num_records: int, steps_per_record: int):
+    """Fixed-step RK4 from ``t = 0`` to ``t_final``, recording ``num_records + 1`` equally spaced states.
+
+    Args:
+      field: :math:`f(t, y)` on pytrees.
+      state0: initial pytree.
+      t_final: final time (may be traced).
+      num_records: number of recording intervals (static).
+      steps_per_record: RK4 steps per interval (static); the step is ``t_final / (num_records * steps_per_record)``.
+
+    Returns:
+      ``(times (T,), states)`` with ``T = num_records + 1`` and a leading ``T`` axis on every leaf.
+    """
+    dt = jnp.asarray(t_final) / (num_records * steps_per_record)
+
+    def interval(carry, _):
+        t, state = carry
+
+        def step(inner, _):
+            t_in, y = inner
+            return (t_in + dt, rk4_step(field, t_in, y, dt)), None
+
+        (t, state), _ = jax.lax.scan(step, (t, state), None, length=steps_per_record)
+        return (t, state), state
+
+    t0 = jnp.zeros_like(dt)
+    _, states = jax.lax.scan(interval, (t0, state0), None, length=num_records)
+    states = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), state0, states)
+    times = jnp.arange(num_records + 1, dtype=dt.dtype) * (dt * steps_per_record)
+    return times, states
+
+
+class AdaptiveStats(NamedTuple):
+    """Step counts of :func:`adaptive_integrate` (scalars)."""
+
+    accepted_steps: Array
+    rejected_steps: Array
+
+
+def adaptive_integrate(
+    field: VectorField,
+    state0,
+    save_times: Array,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 100_000,
+    initial_step: float | None = None,
+):
+    """Adaptive Dormand-Prince 5(4) (``diffrax.Dopri5`` with a ``PIDController``) from ``save_times[0]``.
+
+    Args:
+      field: :math:`f(t, y)` on pytrees.
+      state0: initial pytree, at ``save_times[0]``.
+      save_times: ``(T,)`` increasing times at which to return the state.
+      rtol, atol: local error tolerances.
+      max_steps: step budget; exceeding it raises at run time.
+      initial_step: first trial step; ``None`` lets diffrax choose.
+
+    Returns:
+      ``(states, stats)``: states with a leading ``T`` axis, and :class:`AdaptiveStats`.
+    """
+    solution = diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, y, args: field(t, y)),
+        diffrax.Dopri5(),
+        t0=save_times[0],
+        t1=save_times[-1],
+        dt0=initial_step,
+        y0=state0,
+        saveat=diffrax.SaveAt(ts=save_times),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+    )
+    stats = AdaptiveStats(solution.stats["num_accepted_steps"], solution.stats["num_rejected_steps"])
+    return solution.ys, stats
+
+
+def make_population_flow(
+    num_records: int,
+    method: str = "rk4",
+    steps_per_record: int = 10,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 100_000,
+    keep_students: bool = False,
+) -> Callable[[Params, Params, Array], FlowRecord]:
+    """A pure ``flow(student0, teacher, data_std, t_final) -> FlowRecord`` of the exact population gradient flow.
+
+    Static settings are fixed here (a new value compiles a new program); ``data_std`` and the horizon ``t_final``
+    are arguments of ``flow`` and may be traced (vmapped).
+
+    Args:
+      num_records: the record holds ``num_records + 1`` equally spaced times, ``0`` and ``t_final`` included.
+      method: ``'rk4'`` (fixed step, ``steps_per_record`` steps per interval) or ``'adaptive'`` (Dormand-Prince,
+        ``rtol``/``atol``/``max_steps``).
+      keep_students: also return the parameters at each record.
+
+    Returns:
+      ``flow(student0, teacher, data_std, t_final)``; ``student0`` and ``teacher`` are two-layer nets with
+      bias-free hidden layers (output biases allowed). Vmap ``flow`` over initial conditions.
+    """
+    if method not in ("rk4", "adaptive"):
+        raise ValueError(f"method: unknown value {method!r}; expected 'rk4' or 'adaptive'")
+
+    def flow(student0: Params, teacher: Params, data_std: Array, t_final: Array) -> FlowRecord:
+        field = population_vector_field(teacher, data_std)
+        if method == "rk4":
+            times, states = rk4_integrate(field, student0, t_final, num_records, steps_per_record)
+        else:
+            dtype = student0[0][0].dtype
+            times = jnp.linspace(0.0, t_final, num_records + 1, dtype=dtype)
+            states, _ = adaptive_integrate(field, student0, times, rtol, atol, max_steps)
+        return record_trajectory(times, states, teacher, data_std, keep_students)
+
+    return flow
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SGD on finite data next to the population flow.
+
+
+class SgdFlowComparison(NamedTuple):
+    """One run trained by SGD and the population flow from its initial student, on one time axis.
+
+    Attributes:
+      time: ``(T,)`` :math:`t=\\eta\\cdot\\text{steps}` (times :math:`2/C` for the ``'mse'`` loss convention).
+      steps: ``(T,)`` SGD steps done at each record.
+      sgd: :class:`FlowRecord` of the SGD iterates (its ``loss`` is the exact population loss).
+      flow: :class:`FlowRecord` of the population flow.
+      teacher: the run's teacher.
+    """
+
+    time: Array
+    steps: Array
+    sgd: FlowRecord
+    flow: FlowRecord
+    teacher: Params
+
+
+def _check_comparable(spec: train.Spec) -> None:
+    problems = []
+    if spec.teacher != "two_layer" or len(spec.teacher_widths) != 1:
+        problems.append("teacher must be 'two_layer'")
+    if spec.use_bias:
+        problems.append("use_bias must be False (closed forms need a bias-free hidden layer)")
+    if spec.data != "gaussian":
+        problems.append("data must be 'gaussian'")
+    if spec.activation != "relu":
+        problems.append("activation must be 'relu'")
+    if spec.optimizer not in ("sgd", "gd"):
+        problems.append("optimizer must be 'sgd' or 'gd' (the flow is their small-step limit)")
+    if spec.lr_boundaries:
+        problems.append("no learning-rate schedule (time is lr * steps)")
+    if problems:
+        raise ValueError("make_sgd_flow_comparison: " + "; ".join(problems))
+
+
+def make_sgd_flow_comparison(
+    spec: train.Spec,
+    num_records: int,
+    steps_per_record: int,
+    flow_steps_per_record: int = 10,
+    keep_students: bool = False,
+) -> Callable[[train.Hparams, Array], SgdFlowComparison]:
+    """A pure ``compare(hp, key) -> SgdFlowComparison`` for one run of the engine; vmap it over keys/settings.
+
+    The run is built by :func:`specjax.train.init_run` from ``(spec, hp, key)`` -- teacher, finite training set and
+    initial student exactly as in a sweep -- and trained by :func:`specjax.train.train_steps` in
+    ``num_records`` chunks of ``steps_per_record`` steps. The population flow starts from the same initial
+    student and is integrated with RK4 (``flow_steps_per_record`` steps per record) to the same times.
+
+    Args:
+      spec: engine settings; must be a bias-free two-layer ReLU net on Gaussian data trained by ``'sgd'`` or
+        ``'gd'`` without a schedule.
+      num_records: number of record intervals.
+      steps_per_record: SGD steps per interval.
+      flow_steps_per_record: RK4 steps per interval.
+      keep_students: keep parameter snapshots in both records.
+
+    Raises:
+      ValueError: ``spec`` is outside the closed form's setting.
+    """
+    _check_comparable(spec)
+    time_per_step_factor = 1.0 if spec.loss == "half_sse" else 2.0 / spec.c
+
+    def compare(hp: train.Hparams, key: Array) -> SgdFlowComparison:
+        teacher, dataset, state = train.init_run(spec, hp, key)
+        student0 = state.student
+
+        def chunk(run_state, _):
+            run_state, _ = train.train_steps(spec, steps_per_record, run_state, teacher, dataset, hp)
+            return run_state, run_state.student
+
+        _, snapshots = jax.lax.scan(chunk, state, None, length=num_records)
+        students = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), student0, snapshots)
+        steps = jnp.arange(num_records + 1) * steps_per_record
+        time = hp.lr * time_per_step_factor * steps
+        field = population_vector_field(teacher, hp.data_std)
+        flow_time, flow_states = rk4_integrate(field, student0, time[-1], num_records, flow_steps_per_record)
+        record = functools.partial(
+            record_trajectory, teacher=teacher, data_std=hp.data_std, keep_students=keep_students
+        )
+        return SgdFlowComparison(time, steps, record(time, students), record(flow_time, flow_states), teacher)
+
+    return compare
