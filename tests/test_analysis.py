@@ -1,0 +1,211 @@
+"""Observers, residues, matching and the Theorem-3/5 reports of specjax.analysis (THEORY.md sections 3-5).
+
+Exact identities are asserted at 1e-12 (float64); combinatorial results (matching, counts) exactly.
+"""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from specjax import analysis, lemma1, networks
+
+EXACT = 1e-12
+
+
+def make_net(seed, widths, use_bias=True):
+    """Random net, local seeded NumPy generator (no global state)."""
+    rng = np.random.default_rng(seed)
+    return tuple(
+        (jnp.asarray(rng.normal(size=(a, b)) / np.sqrt(a)), jnp.asarray(0.3 * rng.normal(size=b)) if use_bias else None)
+        for a, b in zip(widths[:-1], widths[1:], strict=True)
+    )
+
+
+def inputs(count, d, seed=7):
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(count, d)))
+
+
+@pytest.fixture(scope="module")
+def two_layer_nets():
+    """Teacher m=3, student n=7, d=5, C=3, biases everywhere."""
+    return make_net(0, (5, 7, 3)), make_net(1, (5, 3, 3))
+
+
+def realising_student(teacher, extra_weights, extra_fan_out, scales=(2.0, 0.5, 1.5)):
+    """Student whose first ``m`` nodes are the teacher's, rescaled by ``scales`` (w*c, b*c, v*/c): it computes the
+    teacher exactly when the extra nodes' fan-outs are zero. Extra nodes appended after."""
+    (W, b), (V, c) = teacher
+    scales = np.asarray(scales)
+    weights = np.concatenate([np.asarray(W) * scales, extra_weights[0]], axis=1)
+    bias = np.concatenate([np.asarray(b) * scales, extra_weights[1]])
+    fan_out = np.concatenate([np.asarray(V) / scales[:, None], extra_fan_out], axis=0)
+    return ((jnp.asarray(weights), jnp.asarray(bias)), (jnp.asarray(fan_out), c))
+
+
+def test_boundary_observation_matches_definition():
+    rng = np.random.default_rng(3)
+    teacher_acts, student_acts = np.maximum(rng.normal(size=(50, 3)), 0), np.maximum(rng.normal(size=(50, 4)), 0)
+    obs = np.asarray(analysis.boundary_observation(teacher_acts, student_acts))
+    for j, k in itertools.product(range(3), range(4)):
+        inside = np.sum((teacher_acts[:, j] > 0) & (student_acts[:, k] > 0))
+        outside = np.sum((teacher_acts[:, j] <= 0) & (student_acts[:, k] > 0))
+        assert obs[j, k] == min(inside, outside)
+    np.testing.assert_allclose(
+        analysis.boundary_observation_fraction(teacher_acts, student_acts), obs.max(1) / 50, atol=EXACT
+    )
+
+
+def test_hungarian_match_is_optimal_and_vmappable():
+    corr = np.random.default_rng(4).uniform(-1, 1, size=(6, 3, 5))
+    matched = np.asarray(jax.jit(jax.vmap(analysis.hungarian_match))(jnp.asarray(corr)))
+    for c, students in zip(corr, matched, strict=True):
+        best = max(itertools.permutations(range(5), 3), key=lambda p: sum(c[i, p[i]] for i in range(3)))
+        assert tuple(students) == best, "Hungarian = brute-force optimum"
+    wide = np.asarray(analysis.hungarian_match(jnp.asarray(corr[0].T)))  # 5 teachers, 3 students
+    assert sorted(wide[wide >= 0].tolist()) == [0, 1, 2] and np.sum(wide < 0) == 2, "unmatched teachers get -1"
+
+
+def test_pair_geometry_of_rescaled_and_rotated_students(two_layer_nets):
+    _, teacher = two_layer_nets
+    student = realising_student(teacher, (np.zeros((5, 0)), np.zeros(0)), np.zeros((0, 3)))
+    order = np.array([2, 0, 1])  # student node i is teacher node order[i]
+    (W, b), fan_out = student
+    permuted = ((W[:, order], b[order]), fan_out)
+    geometry = analysis.pair_geometry(teacher, permuted, jnp.asarray(np.argsort(order)))
+    np.testing.assert_allclose(geometry.weight_angle, 0.0, atol=1e-7)  # arccos near 1 loses half the digits
+    np.testing.assert_allclose(geometry.bias_error, 0.0, atol=EXACT, err_msg="bias error after normalising")
+    # rotate teacher 0's filter by 0.3 rad inside the plane of filters 0 and 1; shift its offset by 0.2
+    W = np.asarray(teacher[0][0])
+    u = W[:, 0] / np.linalg.norm(W[:, 0])
+    v = W[:, 1] - (W[:, 1] @ u) * u
+    v /= np.linalg.norm(v)
+    rotated = np.cos(0.3) * u + np.sin(0.3) * v
+    weights = np.asarray(student[0][0]).copy()
+    weights[:, 0] = 4.0 * rotated
+    bias = np.asarray(student[0][1]).copy()
+    bias[0] = 4.0 * (float(teacher[0][1][0]) / np.linalg.norm(W[:, 0]) + 0.2)
+    moved = ((jnp.asarray(weights), jnp.asarray(bias)), student[1])
+    geometry = analysis.pair_geometry(teacher, moved, jnp.array([0, 1, 2]))
+    np.testing.assert_allclose(geometry.weight_angle[0], 0.3, atol=EXACT)
+    np.testing.assert_allclose(geometry.bias_error[0], 0.2, atol=EXACT)
+
+
+@pytest.mark.parametrize("widths", [((5, 7, 3), (5, 3, 3)), ((5, 6, 4, 3), (5, 3, 2, 3))], ids=["two", "three"])
+def test_node_residues_give_exact_top_layer_gradients(widths):
+    """Eqn 6: -dJ/dw_hat_j = R_j v_j and -dJ/dv_j = R_j^T w_hat_j at the top hidden layer (1e-12)."""
+    student, teacher = make_net(0, widths[0]), make_net(1, widths[1])
+    x = inputs(300, 5)
+    residues = jax.jit(analysis.node_residues, static_argnums=(3, 4, 5))(student, teacher, x, "relu", 0.0, 128)
+    y = networks.apply(teacher, x)
+    grads = jax.jit(jax.grad(networks.squared_error_loss))(student, x, y)
+    (W, b), (V, _) = student[-2], student[-1]
+    w_hat = np.concatenate([np.asarray(W), np.asarray(b)[None]], axis=0)
+    grad_w_hat = np.concatenate([grads[-2][0], grads[-2][1][None]], axis=0)
+    np.testing.assert_allclose(np.einsum("jic,jc->ij", residues, V), -grad_w_hat, atol=EXACT)
+    np.testing.assert_allclose(np.einsum("jic,ij->jc", residues, w_hat), -grads[-1][0], atol=EXACT)
+
+
+def test_per_sample_gradient_magnitudes(two_layer_nets):
+    student, teacher = two_layer_nets
+    x = inputs(40, 5)
+    magnitudes = jax.jit(analysis.per_sample_gradient_magnitudes)(student, teacher, x)
+
+    def sample_grad(xi):
+        return jax.grad(networks.squared_error_loss)(student, xi[None], networks.apply(teacher, xi[None]))
+
+    per_sample = jax.jit(jax.vmap(sample_grad))(x)
+    for layer, (grad_w, grad_b) in enumerate(per_sample):
+        frobenius = np.sqrt(np.sum(np.asarray(grad_w) ** 2, (1, 2)) + np.sum(np.asarray(grad_b) ** 2, 1))
+        np.testing.assert_allclose(magnitudes.weight_gradient_norm[layer], frobenius, atol=EXACT)
+        np.testing.assert_allclose(
+            magnitudes.error_sup[layer],
+            np.abs(grad_b).max(1),
+            atol=EXACT,
+            err_msg="||g_l||_inf: the bias gradient is -g_l",
+        )
+
+
+@pytest.fixture(scope="module")
+def realising_with_extras(two_layer_nets):
+    """Teacher-realising student plus 4 extra nodes: two with zero fan-out and two carrying fan-out."""
+    _, teacher = two_layer_nets
+    rng = np.random.default_rng(5)
+    extra = (rng.normal(size=(5, 4)), rng.normal(size=4) * 0.1)
+    fan_out = np.zeros((4, 3))
+    fan_out[2:] = rng.normal(size=(2, 3))
+    return teacher, realising_student(teacher, extra, fan_out), realising_student(teacher, extra, 0 * fan_out)
+
+
+analyze = jax.jit(analysis.analyze_run)
+
+
+def test_theorem3_report_prunes_dead_unspecialized_students(realising_with_extras):
+    teacher, _, exact = realising_with_extras
+    x = inputs(2000, 5)
+    report = analyze(exact, teacher, x).theorem3
+    assert np.asarray(report.unspecialized).tolist() == [False] * 3 + [True] * 4
+    np.testing.assert_allclose(report.specialization[:3], 1.0, atol=1e-9)
+    np.testing.assert_allclose(report.fan_out[3:], 0.0, atol=EXACT)
+    np.testing.assert_allclose(
+        [report.eval_loss, report.pruned_eval_loss, report.loss_change],
+        0.0,
+        atol=EXACT,
+        err_msg="pruning zero-fan-out students leaves the loss at 0",
+    )
+
+
+def test_theorem3_report_measures_pruning_cost(realising_with_extras):
+    teacher, noisy, _ = realising_with_extras
+    x = inputs(2000, 5)
+    report = analyze(noisy, teacher, x).theorem3
+    targets = networks.apply(teacher, x)
+    expected = networks.squared_error_loss(noisy, x, targets)
+    np.testing.assert_allclose(report.eval_loss, expected, rtol=EXACT)
+    np.testing.assert_allclose(report.pruned_eval_loss, 0.0, atol=EXACT, err_msg="pruning the extras restores f*")
+    np.testing.assert_allclose(
+        report.max_unspecialized_fan_out, np.linalg.norm(noisy[1][0][3:], axis=1).max(), rtol=EXACT
+    )
+
+
+def test_theorem5_report(realising_with_extras, two_layer_nets):
+    teacher, noisy, exact = realising_with_extras
+    x = inputs(2000, 5)
+    at_optimum = analyze(exact, teacher, x).theorem5
+    np.testing.assert_allclose(at_optimum.gradient_bound, 0.0, atol=EXACT, err_msg="epsilon = 0 at the teacher")
+    np.testing.assert_allclose(at_optimum.sin_angle, 0.0, atol=1e-7)
+    np.testing.assert_allclose(at_optimum.bias_error, 0.0, atol=EXACT)
+    assert np.asarray(at_optimum.best_student).tolist() == [0, 1, 2]
+    student, _ = two_layer_nets
+    report = analyze(student, teacher, x).theorem5
+    errors = lemma1.backprop_errors(student, teacher, x)[0]
+    np.testing.assert_allclose(report.gradient_bound, np.abs(errors).max(), rtol=EXACT)
+    _, hidden = networks.forward(student, x)
+    _, teacher_hidden = networks.forward(teacher, x)
+    observed = np.asarray(analysis.boundary_observation(teacher_hidden[0].post, hidden[0].post)) > 0
+    alpha = np.asarray(student[1][0]) @ np.asarray(teacher[1][0]).T  # (n, m)
+    expected = np.where(observed, np.abs(alpha.T), 0).max(1)
+    np.testing.assert_allclose(report.observer_alpha, expected, rtol=EXACT)
+    np.testing.assert_allclose(report.bound_ratio, report.gradient_bound / expected, rtol=EXACT)
+
+
+def test_l_shape_and_analyze_run_vmap_equals_loop(two_layer_nets):
+    student, teacher = two_layer_nets
+    runs = [student, make_net(11, (5, 7, 3)), make_net(12, (5, 7, 3))]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *runs)
+    x = inputs(500, 5)
+    batched = jax.jit(jax.vmap(analysis.analyze_run, (0, None, None)))(stacked, teacher, x)
+    for r, run in enumerate(runs):
+        single = analyze(run, teacher, x)
+        for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(single), strict=True):
+            np.testing.assert_allclose(np.asarray(a)[r], b, atol=EXACT, err_msg="vmapped run equals its own call")
+        np.testing.assert_allclose(
+            single.l_shape[0].fan_out,
+            np.linalg.norm(run[1][0], axis=1),
+            atol=EXACT,
+            err_msg="two-layer L-shape y-axis is ||v_k||",
+        )
+        matched = np.asarray(single.matched_student)
+        assert len(set(matched.tolist())) == 3, "one-to-one"

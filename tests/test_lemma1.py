@@ -1,0 +1,176 @@
+"""Lemma 1 (THEORY.md section 2) against autodiff backprop and an independent re-implementation of the reference's
+``StatsHs`` recursion. All in float64; exact identities are asserted at 1e-12 (observed: ~4e-16).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from specjax import lemma1, networks
+
+# Jitted once (activation and slope static): eager dispatch would dominate the test time.
+statistics = jax.jit(lemma1.lemma1_statistics, static_argnums=(3, 4, 5))
+matrices_of = jax.jit(lemma1.lemma1_matrices, static_argnums=(3, 4))
+fan_out_norms_of = jax.jit(lemma1.effective_fan_out_norms, static_argnums=(2, 3))
+mean_alpha_of = jax.jit(lemma1.mean_alpha, static_argnums=(3, 4))
+gates_of = jax.jit(lemma1.hidden_gates, static_argnums=(2, 3))
+
+EXACT = 1e-12
+STUDENT_WIDTHS = (6, 9, 7, 5, 4)  # THEORY.md section 8's 4-layer nets
+TEACHER_WIDTHS = (6, 4, 3, 3, 4)
+NETS = {  # name: (activation, slope, use_bias)
+    "relu": ("relu", 0.0, False),
+    "relu_bias": ("relu", 0.0, True),
+    "leaky_bias": ("leaky_relu", 0.1, True),
+}
+
+
+def make_net(seed, widths, use_bias):
+    """Random net with 1/sqrt(fan_in) weights; local seeded NumPy generator (no global state)."""
+    rng = np.random.default_rng(seed)
+    return tuple(
+        (jnp.asarray(rng.normal(size=(a, b)) / np.sqrt(a)), jnp.asarray(0.3 * rng.normal(size=b)) if use_bias else None)
+        for a, b in zip(widths[:-1], widths[1:], strict=True)
+    )
+
+
+def inputs(count=64, d=6, seed=2):
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(count, d)))
+
+
+@pytest.fixture(scope="module", params=list(NETS))
+def nets(request):
+    activation, slope, use_bias = NETS[request.param]
+    return make_net(0, STUDENT_WIDTHS, use_bias), make_net(1, TEACHER_WIDTHS, use_bias), activation, slope
+
+
+def autodiff_errors(student, teacher, x, activation, slope):
+    """g_l = -dJ_x/dz_l by jax.grad with respect to an additive perturbation of every pre-activation."""
+
+    def sample_loss(perturbations, xi):
+        f = xi
+        for layer, delta in zip(student[:-1], perturbations[:-1], strict=True):
+            f = networks.activate(networks.dense(layer, f) + delta, activation, slope)
+        r = networks.apply(teacher, xi, activation, slope) - (networks.dense(student[-1], f) + perturbations[-1])
+        return 0.5 * jnp.sum(r * r)
+
+    zeros = tuple(jnp.zeros(W.shape[1]) for W, _ in student)
+    grads = jax.vmap(lambda xi: jax.grad(sample_loss)(zeros, xi))(x)
+    return tuple(-g for g in grads)
+
+
+def test_lemma1_errors_equal_autodiff_backprop(nets):
+    student, teacher, activation, slope = nets
+    x = inputs()
+    expected = jax.jit(autodiff_errors, static_argnums=(3, 4))(student, teacher, x, activation, slope)
+    lemma = jax.jit(lemma1.lemma1_errors, static_argnums=(3, 4))(student, teacher, x, activation, slope)
+    direct = jax.jit(lemma1.backprop_errors, static_argnums=(3, 4))(student, teacher, x, activation, slope)
+    assert len(lemma) == len(student) - 1 and len(direct) == len(student)
+    for layer, g in enumerate(expected):
+        np.testing.assert_allclose(direct[layer], g, atol=EXACT, err_msg=f"direct recursion, layer {layer + 1}")
+        if layer < len(lemma):
+            np.testing.assert_allclose(
+                lemma[layer], g, atol=EXACT, err_msg=f"g_l = D_l(A_l f*_l - B_l f_l) to 1e-12, layer {layer + 1}"
+            )
+
+
+def test_weight_gradient_is_outer_product_of_errors(nets):
+    """dJ/dW_hat_l = -E[f_hat_{l-1} g_l^T] (THEORY.md section 1), against jax.grad of the batch loss."""
+    student, teacher, activation, slope = nets
+    x = inputs()
+    y = networks.apply(teacher, x, activation, slope)
+    grads = jax.jit(jax.grad(networks.squared_error_loss), static_argnums=(3, 4))(student, x, y, activation, slope)
+    errors = lemma1.backprop_errors(student, teacher, x, activation, slope)
+    _, hidden = networks.forward(student, x, activation, slope)
+    layer_inputs = (x,) + tuple(h.post for h in hidden)
+    for (grad_w, grad_b), f, g in zip(grads, layer_inputs, errors, strict=True):
+        np.testing.assert_allclose(-grad_w, np.asarray(f).T @ np.asarray(g) / x.shape[0], atol=EXACT)
+        if grad_b is not None:
+            np.testing.assert_allclose(-grad_b, np.asarray(g).mean(0), atol=EXACT)
+
+
+def reference_stats_hs(student, teacher, x, activation, slope):
+    """THEORY.md section 2's ``StatsHs._compute_Hs`` per sample, in PyTorch layout (out x in), NumPy loops."""
+
+    def aug(layer):
+        W, b = (np.asarray(a) if a is not None else None for a in layer)
+        W_pt = W.T
+        b = np.zeros(W_pt.shape[0]) if b is None else b
+        top = np.concatenate([W_pt, b[:, None]], axis=1)
+        return np.concatenate([top, np.eye(1, W_pt.shape[1] + 1, W_pt.shape[1])], axis=0)
+
+    student_gates, _ = gates_of(student, x, activation, slope)
+    teacher_gates, _ = gates_of(teacher, x, activation, slope)
+    depth = len(student)
+    betas = [np.zeros((s.shape[1] + 1, t.shape[1] + 1)) for s, t in zip(student_gates, teacher_gates, strict=True)]
+    hs = [np.zeros_like(b) for b in betas]
+    for i in range(x.shape[0]):
+        H = np.eye(student[-1][0].shape[1] + 1)
+        for j in range(depth, 1, -1):  # layer j = L..2, giving hidden layer j - 1
+            beta = aug(student[j - 1]).T @ H @ aug(teacher[j - 1])
+            gs = np.append(np.asarray(student_gates[j - 2][i]), 1.0)
+            gt = np.append(np.asarray(teacher_gates[j - 2][i]), 1.0)
+            H = gs[:, None] * beta * gt[None, :]
+            betas[j - 2] += beta / x.shape[0]
+            hs[j - 2] += H / x.shape[0]
+    return betas, hs
+
+
+def test_statistics_equal_reference_recursion_and_per_sample_means(nets):
+    student, teacher, activation, slope = nets
+    x = inputs(40)
+    stats = statistics(student, teacher, x, activation, slope, None)
+    betas, hs = reference_stats_hs(student, teacher, x, activation, slope)
+    for layer in range(len(betas)):
+        np.testing.assert_allclose(stats.betas_st[layer], betas[layer], atol=EXACT, err_msg="betas_st = StatsHs")
+        np.testing.assert_allclose(stats.hs_st[layer], hs[layer], atol=EXACT, err_msg="Hs_st = StatsHs")
+    matrices = matrices_of(student, student, x, activation, slope)  # student paired with itself
+    gates, _ = gates_of(student, x, activation, slope)
+    fan_out_norms = fan_out_norms_of(student, x, activation, slope)
+    mean_alpha = mean_alpha_of(student, teacher, x, activation, slope)
+    for layer, (alpha, beta) in enumerate(zip(matrices.student_teacher, matrices.student_student, strict=True)):
+        np.testing.assert_allclose(alpha, beta, atol=EXACT)
+        np.testing.assert_allclose(stats.betas_ss[layer], np.mean(beta, 0), atol=EXACT, err_msg="betas_ss")
+        d = np.asarray(lemma1.append_one(gates[layer]))
+        gated = np.mean(d[:, :, None] * np.asarray(beta) * d[:, None, :], 0)
+        np.testing.assert_allclose(stats.hs_ss[layer], gated, atol=EXACT, err_msg="Hs_ss")
+        diag = np.sqrt(np.diag(stats.betas_ss[layer])[:-1])
+        np.testing.assert_allclose(
+            fan_out_norms[layer], diag, atol=EXACT, err_msg="sqrt(E beta_kk) = diagonal of betas_ss"
+        )
+        np.testing.assert_allclose(mean_alpha[layer], stats.betas_st[layer][:-1, :-1], atol=EXACT)
+
+
+def test_chunked_statistics_equal_one_pass():
+    student, teacher = make_net(0, STUDENT_WIDTHS, True), make_net(1, TEACHER_WIDTHS, True)
+    x = inputs(50)
+    one_pass = statistics(student, teacher, x, "relu", 0.0, None)
+    chunked = statistics(student, teacher, x, "relu", 0.0, 16)  # 4 chunks, the last padded
+    for a, b in zip(jax.tree.leaves(one_pass), jax.tree.leaves(chunked), strict=True):
+        np.testing.assert_allclose(a, b, atol=EXACT)
+
+
+def test_two_layer_alpha_is_fan_out_overlap():
+    """Two layers: A_1 = W_2 W_2*^T (no x-dependence) and sqrt(E beta_kk) = ||v_k||."""
+    student, teacher = make_net(3, (5, 7, 3), True), make_net(4, (5, 2, 3), True)
+    x = inputs(30, 5)
+    stats = statistics(student, teacher, x, "relu", 0.0, None)
+    np.testing.assert_allclose(
+        stats.betas_st[0][:-1, :-1], np.asarray(student[1][0]) @ np.asarray(teacher[1][0]).T, atol=EXACT
+    )
+    np.testing.assert_allclose(
+        fan_out_norms_of(student, x, "relu", 0.0)[0], np.linalg.norm(student[1][0], axis=1), atol=EXACT
+    )
+
+
+def test_statistics_vmap_over_runs_equals_loop():
+    runs = [make_net(10 + r, (5, 6, 4, 3), True) for r in range(3)]
+    teacher = make_net(20, (5, 3, 2, 3), True)
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *runs)
+    x = inputs(20, 5)
+    batched = jax.jit(jax.vmap(lemma1.lemma1_statistics, (0, None, None)))(stacked, teacher, x)
+    for r, student in enumerate(runs):
+        single = statistics(student, teacher, x, "relu", 0.0, None)
+        for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(single), strict=True):
+            np.testing.assert_allclose(a[r], b, atol=EXACT, err_msg="vmapped run equals its own call")
