@@ -9,6 +9,7 @@ library before any compute (:class:`~specjax.config.ConfigError`, :class:`~specj
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -34,15 +35,91 @@ def configure_cpu_devices(num_devices: int | None = None) -> None:
 
 
 def fail(prog: str, message: str) -> None:
-    """Prints ``prog: error: message`` to stderr and exits with status 2."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    """Prints ``prog: error: message`` (on one line) to stderr and exits with status 2."""
+    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
     sys.exit(EXIT_USAGE)
+
+
+def _flag_value(argv: list[str], name: str) -> str | None:
+    """The last value given as ``--name=VALUE`` or ``--name VALUE`` in ``argv``, or ``None``."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg.startswith(f"--{name}=") or arg.startswith(f"-{name}="):
+            value = arg.split("=", 1)[1]
+        elif arg in (f"--{name}", f"-{name}") and i + 1 < len(argv):
+            value = argv[i + 1]
+    return value
+
+
+def _override_names(argv: list[str], name: str) -> list[str]:
+    """Dotted field paths of the ``--name.<field>=value`` overrides in ``argv`` (``--noname.flag`` included)."""
+    found = []
+    for arg in argv:
+        m = re.match(rf"^--?(?:no)?{re.escape(name)}\.([^=]+)", arg)
+        if m:
+            found.append(m.group(1))
+    return found
+
+
+def check_config_flag(argv: list[str], name: str = "config") -> None:
+    """Loads the config file named by ``--<name>`` and checks its overrides before absl parses them.
+
+    ml_collections reports a missing file only when the config is first used, a file whose ``get_config`` raises
+    with a whole traceback, and an unknown override field with a bare ``KeyError``; this turns each into one line
+    naming the file or the field.
+
+    Raises:
+      ConfigFlagError: the file is missing, cannot be loaded, does not return a ``ConfigDict``, or an override
+        names a field it does not have.
+    """
+    import importlib.machinery
+    import importlib.util
+
+    from ml_collections import config_dict
+
+    path = _flag_value(argv, name)
+    if path is None:
+        return
+    file, *config_args = path.split(":", 1)
+    if not os.path.isfile(file):
+        raise ConfigFlagError(f"--{name}: config file not found: {file}")
+    try:  # as ml_collections loads it: execute the file as a module, call get_config
+        loader = importlib.machinery.SourceFileLoader(f"_{name}_file_check", file)
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+        loader.exec_module(module)
+        if not callable(getattr(module, "get_config", None)):
+            raise ConfigFlagError(f"--{name}: config file {file} defines no get_config()")
+        cfg = module.get_config(*config_args)
+    except ConfigFlagError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- a config file can raise anything; report it in one line
+        raise ConfigFlagError(f"--{name}: cannot load config file {file} ({type(e).__name__}: {e})") from None
+    if not isinstance(cfg, config_dict.ConfigDict):
+        raise ConfigFlagError(
+            f"--{name}: config file {file}: get_config() returned {type(cfg).__name__}, expected a ConfigDict"
+        )
+    for field in _override_names(argv, name):
+        node = cfg
+        for i, part in enumerate(field.split(".")):
+            if not isinstance(node, config_dict.ConfigDict) or part not in node:
+                known = f"{name}.{'.'.join(field.split('.')[:i])}" if i else name
+                raise ConfigFlagError(f"--{name}.{field}: unknown config field (not in {known} from {file})")
+            node = node[part]
+
+
+class ConfigFlagError(ValueError):
+    """A bad ``--config`` file or override, found before absl parses the flags."""
 
 
 def flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
     """An absl ``flags_parser`` that reports bad flags, config files and config overrides in one line."""
 
     def parse(argv: list[str]) -> list[str]:
+        if "config" in flags.FLAGS:
+            try:
+                check_config_flag(argv, "config")
+            except ConfigFlagError as e:
+                fail(prog, str(e))
         try:
             return flags.FLAGS(argv)
         except flags.Error as e:
@@ -59,7 +136,10 @@ def flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
 
 
 def run(main: Callable[[list[str]], None], prog: str) -> None:
-    """``app.run`` with one-line errors for bad flags and for library errors raised before compute."""
+    """``app.run`` with one-line errors for bad flags and for library errors raised before compute.
+
+    Ctrl-C stops with one line and status 130; a sweep resumes from its last checkpoint when re-run.
+    """
     from specjax.config import ConfigError
     from specjax.store import StoreError
 
@@ -72,6 +152,9 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
             main(argv)
         except (ConfigError, StoreError) as e:
             fail(prog, str(e))
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted; re-run the same command to resume", file=sys.stderr)
+            sys.exit(130)
         except ValueError as e:
             from specjax.sweep import SweepError
 

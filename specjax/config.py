@@ -24,7 +24,7 @@ import ml_collections
 
 from specjax.data import DISTRIBUTIONS
 from specjax.networks import ACTIVATIONS, DTYPES
-from specjax.teachers import LAST_TEACHER_INIT
+from specjax.teachers import LAST_TEACHER_INIT, WEIGHT_CHOICES
 
 SHAPE_FIELDS = ("over_realization",)
 SWEPT_FIELDS = ("teacher_polarity", "lr", "data_std", "init_scale", "momentum", "weight_decay")
@@ -139,8 +139,22 @@ def _check_numbers(cfg, field: str, positive: bool = False, nonnegative: bool = 
             _fail(field, f"values must be >= 0, got {v!r}")
 
 
+def _check_scalar(cfg, field: str, positive: bool = False) -> None:
+    v = cfg[field]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        _fail(field, f"must be a finite number, got {v!r}")
+    if positive and v <= 0:
+        _fail(field, f"must be > 0, got {v!r}")
+
+
 def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Checks every field; raises :class:`ConfigError` naming the first bad one. Returns ``cfg``."""
+    """Checks every field; raises :class:`ConfigError` naming the first bad one. Returns ``cfg``.
+
+    Nothing is computed or written before this passes: :func:`specjax.sweep.run_sweep` and the command line call
+    it first.
+    """
+    if not isinstance(cfg, ml_collections.ConfigDict):
+        raise ConfigError(f"config: expected an ml_collections.ConfigDict, got {type(cfg).__name__}")
     unknown = sorted(set(cfg.keys()) - set(default_config().keys()))
     if unknown:
         _fail(unknown[0], "unknown field")
@@ -182,10 +196,14 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _check_numbers(cfg, "init_scale", nonnegative=True)
     _check_numbers(cfg, "momentum", nonnegative=True)
     _check_numbers(cfg, "weight_decay", nonnegative=True)
-    _check_numbers(cfg, "teacher_bias")
-    _check_numbers(cfg, "slope")
-    if not (isinstance(cfg.memory_budget_gb, (int, float)) and cfg.memory_budget_gb > 0):
-        _fail("memory_budget_gb", f"must be > 0, got {cfg.memory_budget_gb!r}")
+    for field in ("teacher_bias", "slope"):
+        _check_scalar(cfg, field)
+    _check_scalar(cfg, "memory_budget_gb", positive=True)
+    for field in ("use_bias", "checkpoint"):
+        if not isinstance(cfg[field], bool):
+            _fail(field, f"must be True or False, got {cfg[field]!r}")
+    if cfg.seed >= 2**32:
+        _fail("seed", f"must be below 2**32, got {cfg.seed!r}")
     if cfg.n_train > 0 and cfg.batch_size > cfg.n_train and cfg.optimizer != "gd":
         _fail("batch_size", f"{cfg.batch_size} is larger than the finite training set (n_train={cfg.n_train})")
     if cfg.optimizer == "gd" and cfg.n_train == 0:
@@ -203,14 +221,38 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         _fail("lr_schedule_scales", f"needs one factor per entry of lr_schedule_epochs {sched_e!r}")
     if any(not isinstance(e, int) or e < 1 for e in sched_e) or list(sched_e) != sorted(set(sched_e)):
         _fail("lr_schedule_epochs", f"must be increasing positive integers, got {sched_e!r}")
-    if any(not isinstance(s, (int, float)) or not s > 0 for s in sched_s):
+    if any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s < math.inf for s in sched_s):
         _fail("lr_schedule_scales", f"factors must be > 0, got {sched_s!r}")
     snaps = _as_tuple(cfg, "snapshot_epochs")
     if any(not isinstance(e, int) or e < 0 or e > cfg.epochs or e % cfg.eval_every for e in snaps):
         _fail("snapshot_epochs", f"must be evaluation epochs in [0, {cfg.epochs}], got {snaps!r}")
-    if cfg.teacher == "two_layer" and cfg.student_init == "uniform" and cfg.init_last_teacher != "none":
-        pass  # allowed: steering works on any first layer
+    _check_widths_realizable(cfg)
     return cfg
+
+
+def _check_widths_realizable(cfg: ml_collections.ConfigDict) -> None:
+    """Refuses teacher widths the paper's construction cannot realise.
+
+    Each teacher layer draws ``fan_out`` pairwise-distinct non-zero filters of length ``fan_in`` from the nine
+    weight choices (:func:`specjax.teachers.distinct_choice_vectors`), which exist only if
+    ``fan_out <= 9**fan_in - 1``; otherwise the rejection loop would never end.
+    """
+    choices = len(WEIGHT_CHOICES)
+    if cfg.teacher == "two_layer":
+        layers = [("m", cfg.m, "d", cfg.d), ("c", cfg.c, "m", cfg.m)]
+    else:
+        dims = (cfg.d, *cfg.teacher_widths, cfg.c)
+        names = ("d", *(f"teacher_widths[{i}]" for i in range(len(cfg.teacher_widths))), "c")
+        layers = [(names[i + 1], dims[i + 1], names[i], dims[i]) for i in range(len(dims) - 1)]
+    for out_name, fan_out, in_name, fan_in in layers:
+        if fan_in < 32 and fan_out > choices**fan_in - 1:  # 9**32 - 1 exceeds any array size
+            field = out_name.split("[")[0]
+            _fail(
+                field,
+                f"{out_name}={fan_out} is inconsistent with {in_name}={fan_in}: a teacher layer needs {fan_out} "
+                f"distinct non-zero filters of length {fan_in} from {choices} weight values, and only "
+                f"{choices**fan_in - 1} exist",
+            )
 
 
 def settings_grid(cfg: ml_collections.ConfigDict) -> list[Setting]:

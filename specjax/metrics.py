@@ -32,7 +32,22 @@ def correlation(teacher_acts: Array, student_acts: Array, eps: float = 1e-10) ->
 
     Returns:
       ``(m, n)`` matrix, teachers by students, entries in ``[-1, 1]``.
+
+    Raises:
+      ValueError: an argument is not a 2-D floating-point array, or the two disagree on ``N`` (checked on static
+        shapes, so also under ``jit``/``vmap``).
     """
+    for name, acts in (("teacher_acts", teacher_acts), ("student_acts", student_acts)):
+        shape, dtype = getattr(acts, "shape", None), getattr(acts, "dtype", None)
+        if shape is None or len(shape) != 2:
+            raise ValueError(f"{name}: expected a 2-D array (N samples, nodes), got shape {shape}")
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"{name}: expected a floating-point array, got dtype {dtype}")
+    if teacher_acts.shape[0] != student_acts.shape[0]:
+        raise ValueError(
+            f"student_acts: {student_acts.shape[0]} samples, but teacher_acts has {teacher_acts.shape[0]} "
+            "(both must be activations on the same N inputs)"
+        )
     t = teacher_acts - jnp.mean(teacher_acts, axis=0)
     s = student_acts - jnp.mean(student_acts, axis=0)
     tn = jnp.sqrt(jnp.sum(t * t, axis=0) + eps)

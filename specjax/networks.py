@@ -107,7 +107,14 @@ def forward(params: Params, x: Array, activation: str = "relu", slope: float = 0
     Returns:
       ``(out, hidden)``: ``out`` of shape ``(..., C)`` and one :class:`Hidden` per hidden layer
       (``L - 1`` of them), each with arrays of shape ``(..., n_l)``.
+
+    Raises:
+      ValueError: ``params`` is not a non-empty sequence of ``(W, b)`` layers with matching widths, ``x`` is not a
+        floating-point array whose last axis is ``d``, or ``activation`` is unknown. Shapes are static, so the
+        check also runs (once, at trace time) under ``jit`` and ``vmap``.
     """
+    check_params_and_inputs(params, x)
+    check_activation(activation)
     hidden = []
     f = x
     for layer in params[:-1]:
@@ -115,6 +122,39 @@ def forward(params: Params, x: Array, activation: str = "relu", slope: float = 0
         f = activate(z, activation, slope)
         hidden.append(Hidden(z, f))
     return dense(params[-1], f), tuple(hidden)
+
+
+def check_params_and_inputs(params: Params, x: Array) -> None:
+    """Raises ``ValueError`` naming the argument if ``params`` and ``x`` cannot go through :func:`forward`.
+
+    Checks: ``params`` is a non-empty sequence of ``(W, b)`` pairs; ``W`` is at least 2-D with ``W.shape[-2]``
+    equal to the previous layer's width (``d`` for the first); ``b`` is ``None`` or has last axis ``W.shape[-1]``;
+    ``x`` is a floating-point array of shape ``(..., d)``.
+    """
+    if not isinstance(params, (tuple, list)) or not params:
+        raise ValueError(f"params: expected a non-empty sequence of (W, b) layers, got {type(params).__name__}")
+    x_shape, x_dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
+    if x_shape is None or x_dtype is None:
+        raise ValueError(f"x: expected an array of shape (..., d), got {type(x).__name__}")
+    if not jnp.issubdtype(x_dtype, jnp.floating):
+        raise ValueError(f"x: expected a floating-point array, got dtype {x_dtype}")
+    width, width_name = (x_shape[-1] if len(x_shape) else None), "x.shape[-1]"
+    for l, layer in enumerate(params):
+        if not isinstance(layer, (tuple, list)) or len(layer) != 2:
+            raise ValueError(f"params[{l}]: expected a (W, b) pair, got {type(layer).__name__}")
+        W, b = layer
+        w_shape = getattr(W, "shape", None)
+        if w_shape is None or len(w_shape) < 2:
+            raise ValueError(f"params[{l}] W: expected an array of shape (fan_in, fan_out), got shape {w_shape}")
+        if w_shape[-2] != width:
+            raise ValueError(
+                f"params[{l}] W: shape {tuple(w_shape)} needs fan_in {w_shape[-2]}, but {width_name} is {width}"
+            )
+        if b is not None and tuple(getattr(b, "shape", ()))[-1:] != (w_shape[-1],):
+            raise ValueError(
+                f"params[{l}] b: shape {tuple(getattr(b, 'shape', ()))} does not end in fan_out {w_shape[-1]}"
+            )
+        width, width_name = w_shape[-1], f"params[{l}] fan_out"
 
 
 def apply(params: Params, x: Array, activation: str = "relu", slope: float = 0.0) -> Array:

@@ -17,24 +17,78 @@ from pathlib import Path
 
 import numpy as np
 
+TMP_SUFFIX = ".tmp"
+
 
 class StoreError(ValueError):
-    """A result or checkpoint file is missing, corrupted, or holds the wrong arrays."""
+    """A result or checkpoint file is missing, corrupted, holds the wrong arrays, or cannot be written."""
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where ``/proc`` allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _atomic_write(path: Path, write) -> None:
+    """Writes ``path`` through a temporary file in its folder, ``fsync``, rename, then ``fsync`` of the folder.
+
+    A process killed at any moment (even by SIGKILL) leaves either the old file or the new one, never a torn one;
+    at worst a stray ``.<name>.*.tmp`` file, which :func:`remove_stale_temporaries` deletes. The new file gets the
+    usual ``0o666 & ~umask`` permissions (``mkstemp`` alone would make it private).
+
+    Raises:
+      StoreError: the file cannot be written (the message names it and gives the system's reason).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as e:
+        raise StoreError(f"{path}: cannot write ({e.strerror or e})") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Makes a rename in ``directory`` durable (a no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Deletes the ``.<name>.*.tmp`` files a killed writer may have left in ``directory``; returns them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.glob(f".*{TMP_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -56,10 +110,14 @@ def load_npz(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, np.n
     if not path.is_file():
         raise StoreError(f"{path}: file not found")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(f"holds a single {type(loaded).__name__}, not an .npz archive")
+        with loaded as z:
+            out = {k: z[k] for k in z.files}  # reads every member in full, so zip CRC errors surface here
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise StoreError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise StoreError(f"{path}: not a readable .npz file ({type(e).__name__}: {reason})") from None
     missing = [k for k in required if k not in out]
     if missing:
         raise StoreError(f"{path}: missing array(s) {missing}")
@@ -100,7 +158,7 @@ def load_json(path: str | Path) -> dict:
         raise StoreError(f"{path}: file not found")
     try:
         obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
         raise StoreError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(obj, dict):
         raise StoreError(f"{path}: expected a JSON object")

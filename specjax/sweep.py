@@ -20,6 +20,7 @@ replaced ``.npz`` per wave), ``results/group<i>.npz`` (arrays with leading axes 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import shutil
@@ -212,7 +213,9 @@ def workdir_lock(workdir: str | Path) -> _WorkdirLock:
     return _WorkdirLock(workdir)
 
 
-def prepare_workdir(cfg: ml_collections.ConfigDict, workdir: str | Path, overwrite: bool) -> Path:
+def prepare_workdir(
+    cfg: ml_collections.ConfigDict, workdir: str | Path, overwrite: bool, plans: list[GroupPlan] | None = None
+) -> Path:
     """Makes the workdir ready for ``cfg``: resume, refuse, or (``overwrite``) start fresh; writes ``config.json``.
 
     * A new or empty folder is used as is.
@@ -222,8 +225,9 @@ def prepare_workdir(cfg: ml_collections.ConfigDict, workdir: str | Path, overwri
     * A non-empty folder without ``config.json`` is always refused: it is not a sweep's, and nothing in it is
       touched, even with ``overwrite``.
 
-    ``config.json`` is written before the ``checkpoints/`` and ``results/`` folders, so a folder holding them always
-    says which config they belong to. Call it while holding :func:`workdir_lock`.
+    When resuming with ``plans`` given, every existing checkpoint is read in full (:func:`check_checkpoints`) before
+    anything is written. ``config.json`` is written before the ``checkpoints/`` and ``results/`` folders, so a folder
+    holding them always says which config they belong to. Call it while holding :func:`workdir_lock`.
 
     Raises:
       SweepError: the folder cannot be used; the message says why and what to do.
@@ -252,6 +256,8 @@ def prepare_workdir(cfg: ml_collections.ConfigDict, workdir: str | Path, overwri
                 f"{workdir}: holds a sweep with a different config (fields {diff}); "
                 "use another --workdir or --overwrite"
             )
+        if plans is not None:
+            check_checkpoints(workdir, plans)
     store.check_writable(workdir)
     if overwrite:
         for sub in WORKDIR_DIRS:
@@ -531,6 +537,9 @@ def train_wave(
             ckpt, [jax.device_get(s) for s in states], stats_template, layout
         )
         states = [program.place(s) for s in host_states]
+        if progress.emit is not None:
+            state_s = "finished" if done else f"at chunk {chunks_done}/{total_chunks}"
+            progress.emit(f"resuming {ckpt.relative_to(workdir)}: {state_s}")
         if done:
             progress.skip(n * total_chunks * chunk * step_cost(plan.spec))
             return _wave_result(history, teachers_, states)
@@ -656,6 +665,13 @@ def summarize(cfg, plans: list[GroupPlan], arrays: list[dict[str, np.ndarray]]) 
 # Entry point.
 
 
+@functools.lru_cache(maxsize=16)
+def cached_program(spec: Spec, chunk_steps: int, mesh) -> Program:
+    """The :class:`Program` of a shape group, shared by the sweeps of one process so that calling :func:`run_sweep`
+    again (research scripts, tests) does not compile the same program twice. Sharing is safe: programs are pure."""
+    return Program(spec, chunk_steps, mesh)
+
+
 def run_sweep(
     cfg: ml_collections.ConfigDict,
     workdir: str | Path | None = None,
@@ -688,24 +704,24 @@ def run_sweep(
             f"{jax.default_backend()} device(s) available"
         )
     mesh = mesh if mesh is not None else make_mesh(cfg.num_devices)
-    if workdir is None:
-        return _train_and_summarize(cfg, None, mesh, progress)
-    with workdir_lock(workdir):
-        wd = prepare_workdir(cfg, workdir, overwrite)
-        return _train_and_summarize(cfg, wd, mesh, progress)
-
-
-def _train_and_summarize(cfg, wd: Path | None, mesh, progress: ProgressFn | None) -> SweepResult:
-    """The body of :func:`run_sweep` once the config is valid and the workdir (if any) is prepared and locked."""
     plans = plan_groups(cfg, mesh.devices.size)
-    if wd is not None:
-        check_checkpoints(wd, plans)
+    if workdir is None:
+        return _train_and_summarize(cfg, plans, None, mesh, progress)
+    with workdir_lock(workdir):
+        wd = prepare_workdir(cfg, workdir, overwrite, plans)
+        return _train_and_summarize(cfg, plans, wd, mesh, progress)
+
+
+def _train_and_summarize(
+    cfg, plans: list[GroupPlan], wd: Path | None, mesh, progress: ProgressFn | None
+) -> SweepResult:
+    """The body of :func:`run_sweep` once the config is valid and the workdir (if any) is prepared and locked."""
     total = sum(p.padded_runs * step_cost(p.spec) for p in plans) * config_lib.total_steps(cfg)
     prog = Progress(total, progress)
     interval = cfg.steps_per_epoch * cfg.eval_every
     all_arrays = []
     for plan in plans:
-        program = Program(plan.spec, cfg.chunk_steps or interval, mesh)
+        program = cached_program(plan.spec, cfg.chunk_steps or interval, mesh)
         prog.start_group()
         waves = []
         for w, runs in enumerate(plan.waves):
@@ -718,6 +734,31 @@ def _train_and_summarize(cfg, wd: Path | None, mesh, progress: ProgressFn | None
     if wd is not None:
         store.save_json(wd / "summary.json", summary)
     return SweepResult(cfg, all_arrays, summary, wd)
+
+
+def load_results(workdir: str | Path) -> SweepResult:
+    """Reads a finished sweep back from its workdir: the same config, arrays and summary :func:`run_sweep` returned.
+
+    Raises:
+      store.StoreError: a file is missing, truncated, corrupted or not what a sweep writes (names the file).
+    """
+    workdir = Path(workdir)
+    cfg_path = workdir / "config.json"
+    held = store.load_json(cfg_path).get("config")
+    if not isinstance(held, dict):
+        raise store.StoreError(f"{cfg_path}: holds no 'config' object")
+    try:
+        cfg = config_lib.validate(config_lib.from_plain(held))
+    except config_lib.ConfigError as e:
+        raise store.StoreError(f"{cfg_path}: {e}") from None
+    summary = store.load_json(workdir / "summary.json")
+    if not isinstance(summary.get("groups"), list):
+        raise store.StoreError(f"{workdir / 'summary.json'}: holds no 'groups' list")
+    arrays = [
+        store.load_npz(workdir / "results" / f"group{i}.npz", required=("eval_loss", "diverged_at"))
+        for i in range(len(cfg.over_realization))
+    ]
+    return SweepResult(cfg, arrays, summary, workdir)
 
 
 # --------------------------------------------------------------------------------------------------------------
