@@ -25,7 +25,6 @@ import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
-import diffrax
 import jax
 import jax.numpy as jnp
 
@@ -171,7 +170,14 @@ def adaptive_integrate(
 
     Returns:
       ``(states, stats)``: states with a leading ``T`` axis, and :class:`AdaptiveStats`.
+
+    Raises:
+      ImportError: ``diffrax`` is not installed (the fixed-step path needs only JAX).
     """
+    try:  # Imported here so that the rest of the module works without the optional ODE library.
+        import diffrax
+    except ImportError as error:
+        raise ImportError("adaptive_integrate needs diffrax: pip install diffrax") from error
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(lambda t, y, args: field(t, y)),
         diffrax.Dopri5(),

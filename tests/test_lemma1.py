@@ -2,6 +2,8 @@
 ``StatsHs`` recursion. All in float64; exact identities are asserted at 1e-12 (observed: ~4e-16).
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,10 +13,7 @@ from specjax import lemma1, networks
 
 # Jitted once (activation and slope static): eager dispatch would dominate the test time.
 statistics = jax.jit(lemma1.lemma1_statistics, static_argnums=(3, 4, 5))
-matrices_of = jax.jit(lemma1.lemma1_matrices, static_argnums=(3, 4))
 fan_out_norms_of = jax.jit(lemma1.effective_fan_out_norms, static_argnums=(2, 3))
-mean_alpha_of = jax.jit(lemma1.mean_alpha, static_argnums=(3, 4))
-gates_of = jax.jit(lemma1.hidden_gates, static_argnums=(2, 3))
 
 EXACT = 1e-12
 STUDENT_WIDTHS = (6, 9, 7, 5, 4)  # THEORY.md section 8's 4-layer nets
@@ -60,12 +59,37 @@ def autodiff_errors(student, teacher, x, activation, slope):
     return tuple(-g for g in grads)
 
 
-def test_lemma1_errors_equal_autodiff_backprop(nets):
+def all_errors(student, teacher, x, activation, slope):
+    """One compiled program per net: autodiff, Lemma-1 and direct errors, and jax.grad of the batch loss."""
+    y = networks.apply(teacher, x, activation, slope)
+    return (
+        autodiff_errors(student, teacher, x, activation, slope),
+        lemma1.lemma1_errors(student, teacher, x, activation, slope),
+        lemma1.backprop_errors(student, teacher, x, activation, slope),
+        jax.grad(networks.squared_error_loss)(student, x, y, activation, slope),
+        networks.forward(student, x, activation, slope)[1],
+    )
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def errors_and_statistics(student, teacher, x, activation, slope):
+    """Both programs fused, so each net compiles once: errors on ``x``, statistics on its first 40 rows."""
+    return (
+        all_errors(student, teacher, x, activation, slope),
+        all_statistics(student, teacher, x[:40], activation, slope),
+    )
+
+
+@pytest.fixture(scope="module")
+def computed(nets):
+    """:func:`errors_and_statistics` of each net, computed once per net and shared by its tests."""
     student, teacher, activation, slope = nets
-    x = inputs()
-    expected = jax.jit(autodiff_errors, static_argnums=(3, 4))(student, teacher, x, activation, slope)
-    lemma = jax.jit(lemma1.lemma1_errors, static_argnums=(3, 4))(student, teacher, x, activation, slope)
-    direct = jax.jit(lemma1.backprop_errors, static_argnums=(3, 4))(student, teacher, x, activation, slope)
+    return errors_and_statistics(student, teacher, inputs(), activation, slope)
+
+
+def test_lemma1_errors_equal_autodiff_backprop(nets, computed):
+    student = nets[0]
+    expected, lemma, direct, _, _ = computed[0]
     assert len(lemma) == len(student) - 1 and len(direct) == len(student)
     for layer, g in enumerate(expected):
         np.testing.assert_allclose(direct[layer], g, atol=EXACT, err_msg=f"direct recursion, layer {layer + 1}")
@@ -75,14 +99,10 @@ def test_lemma1_errors_equal_autodiff_backprop(nets):
             )
 
 
-def test_weight_gradient_is_outer_product_of_errors(nets):
+def test_weight_gradient_is_outer_product_of_errors(computed):
     """dJ/dW_hat_l = -E[f_hat_{l-1} g_l^T] (THEORY.md section 1), against jax.grad of the batch loss."""
-    student, teacher, activation, slope = nets
     x = inputs()
-    y = networks.apply(teacher, x, activation, slope)
-    grads = jax.jit(jax.grad(networks.squared_error_loss), static_argnums=(3, 4))(student, x, y, activation, slope)
-    errors = lemma1.backprop_errors(student, teacher, x, activation, slope)
-    _, hidden = networks.forward(student, x, activation, slope)
+    _, _, errors, grads, hidden = computed[0]
     layer_inputs = (x,) + tuple(h.post for h in hidden)
     for (grad_w, grad_b), f, g in zip(grads, layer_inputs, errors, strict=True):
         np.testing.assert_allclose(-grad_w, np.asarray(f).T @ np.asarray(g) / x.shape[0], atol=EXACT)
@@ -90,8 +110,11 @@ def test_weight_gradient_is_outer_product_of_errors(nets):
             np.testing.assert_allclose(-grad_b, np.asarray(g).mean(0), atol=EXACT)
 
 
-def reference_stats_hs(student, teacher, x, activation, slope):
-    """THEORY.md section 2's ``StatsHs._compute_Hs`` per sample, in PyTorch layout (out x in), NumPy loops."""
+def reference_stats_hs(student, teacher, student_gates, teacher_gates):
+    """THEORY.md section 2's ``StatsHs._compute_Hs`` per sample, in PyTorch layout (out x in), NumPy loops.
+
+    ``student_gates``/``teacher_gates``: per hidden layer ``(N, n_l)`` 0/1 gates.
+    """
 
     def aug(layer):
         W, b = (np.asarray(a) if a is not None else None for a in layer)
@@ -100,39 +123,45 @@ def reference_stats_hs(student, teacher, x, activation, slope):
         top = np.concatenate([W_pt, b[:, None]], axis=1)
         return np.concatenate([top, np.eye(1, W_pt.shape[1] + 1, W_pt.shape[1])], axis=0)
 
-    student_gates, _ = gates_of(student, x, activation, slope)
-    teacher_gates, _ = gates_of(teacher, x, activation, slope)
-    depth = len(student)
+    depth, count = len(student), student_gates[0].shape[0]
     betas = [np.zeros((s.shape[1] + 1, t.shape[1] + 1)) for s, t in zip(student_gates, teacher_gates, strict=True)]
     hs = [np.zeros_like(b) for b in betas]
-    for i in range(x.shape[0]):
+    for i in range(count):
         H = np.eye(student[-1][0].shape[1] + 1)
         for j in range(depth, 1, -1):  # layer j = L..2, giving hidden layer j - 1
             beta = aug(student[j - 1]).T @ H @ aug(teacher[j - 1])
             gs = np.append(np.asarray(student_gates[j - 2][i]), 1.0)
             gt = np.append(np.asarray(teacher_gates[j - 2][i]), 1.0)
             H = gs[:, None] * beta * gt[None, :]
-            betas[j - 2] += beta / x.shape[0]
-            hs[j - 2] += H / x.shape[0]
+            betas[j - 2] += beta / count
+            hs[j - 2] += H / count
     return betas, hs
 
 
-def test_statistics_equal_reference_recursion_and_per_sample_means(nets):
+def all_statistics(student, teacher, x, activation, slope):
+    """One compiled program per net: statistics, per-sample matrices (student with itself), gates, diagonals."""
+    return (
+        lemma1.lemma1_statistics(student, teacher, x, activation, slope),
+        lemma1.lemma1_matrices(student, student, x, activation, slope),
+        lemma1.hidden_gates(student, x, activation, slope)[0],
+        lemma1.hidden_gates(teacher, x, activation, slope)[0],
+        lemma1.effective_fan_out_norms(student, x, activation, slope),
+        lemma1.mean_alpha(student, teacher, x, activation, slope),
+    )
+
+
+def test_statistics_equal_reference_recursion_and_per_sample_means(nets, computed):
     student, teacher, activation, slope = nets
-    x = inputs(40)
-    stats = statistics(student, teacher, x, activation, slope, None)
-    betas, hs = reference_stats_hs(student, teacher, x, activation, slope)
+    x = inputs()[:40]
+    stats, matrices, gates, teacher_gates, fan_out_norms, mean_alpha = computed[1]
+    betas, hs = reference_stats_hs(student, teacher, gates, teacher_gates)
     for layer in range(len(betas)):
         np.testing.assert_allclose(stats.betas_st[layer], betas[layer], atol=EXACT, err_msg="betas_st = StatsHs")
         np.testing.assert_allclose(stats.hs_st[layer], hs[layer], atol=EXACT, err_msg="Hs_st = StatsHs")
-    matrices = matrices_of(student, student, x, activation, slope)  # student paired with itself
-    gates, _ = gates_of(student, x, activation, slope)
-    fan_out_norms = fan_out_norms_of(student, x, activation, slope)
-    mean_alpha = mean_alpha_of(student, teacher, x, activation, slope)
     for layer, (alpha, beta) in enumerate(zip(matrices.student_teacher, matrices.student_student, strict=True)):
         np.testing.assert_allclose(alpha, beta, atol=EXACT)
         np.testing.assert_allclose(stats.betas_ss[layer], np.mean(beta, 0), atol=EXACT, err_msg="betas_ss")
-        d = np.asarray(lemma1.append_one(gates[layer]))
+        d = np.append(np.asarray(gates[layer]), np.ones((x.shape[0], 1)), axis=1)
         gated = np.mean(d[:, :, None] * np.asarray(beta) * d[:, None, :], 0)
         np.testing.assert_allclose(stats.hs_ss[layer], gated, atol=EXACT, err_msg="Hs_ss")
         diag = np.sqrt(np.diag(stats.betas_ss[layer])[:-1])
