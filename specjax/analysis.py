@@ -61,6 +61,10 @@ def hungarian_match(corr: Array) -> Array:
       ``(..., m)`` int32: the student matched to each teacher, distinct within a run; ``-1`` for the
       ``m - n`` teachers left unmatched when ``n < m``.
     """
+    if not isinstance(corr, jax.core.Tracer):
+        # Concrete input: call SciPy directly. (A pure_callback on an array replicated over a multi-device mesh
+        # returns a 'maximal device 0' sharding that later eager operations reject.)
+        return jnp.asarray(_hungarian_host(np.asarray(corr)))
     result = jax.ShapeDtypeStruct(corr.shape[:-1], jnp.int32)
     return jax.pure_callback(_hungarian_host, result, corr, vmap_method="expand_dims")
 

@@ -68,6 +68,17 @@ def test_hungarian_match_is_optimal_and_vmappable():
     assert sorted(wide[wide >= 0].tolist()) == [0, 1, 2] and np.sum(wide < 0) == 2, "unmatched teachers get -1"
 
 
+def test_hungarian_match_on_an_array_replicated_over_devices():
+    """Results sliced from a run-sharded sweep are replicated over the mesh; matching them eagerly must work."""
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("runs",))
+    corr = np.random.default_rng(6).uniform(size=(len(jax.devices()), 3, 5))
+    sharded = jax.device_put(jnp.asarray(corr), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs")))
+    replicated = sharded[1]
+    matched = analysis.hungarian_match(replicated)
+    assert np.all(np.asarray(matched >= 0)), "the result feeds later eager operations"
+    np.testing.assert_array_equal(matched, analysis.hungarian_match(jnp.asarray(corr[1])))
+
+
 def test_pair_geometry_of_rescaled_and_rotated_students(two_layer_nets):
     _, teacher = two_layer_nets
     student = realising_student(teacher, (np.zeros((5, 0)), np.zeros(0)), np.zeros((0, 3)))
