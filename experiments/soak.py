@@ -26,12 +26,6 @@ from absl import app, flags
 from specjax import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", "/tmp/specjax-soak", "Output folder (wiped first).")
-flags.DEFINE_integer("epochs", 1000, "Evaluations = chunks = checkpoints.")
-flags.DEFINE_integer("steps_per_epoch", 100, "SGD steps per chunk.")
-flags.DEFINE_integer("seeds", 4, "Seeds per setting (4 settings).")
-flags.DEFINE_integer("eval_every", 1, "Epochs per evaluation (a chunk and a checkpoint every epoch).")
-flags.DEFINE_float("tolerance_mb", 20.0, "Allowed RSS growth from 10% of the sweep to its end.")
 
 
 def rss_mb() -> float:
@@ -98,6 +92,16 @@ def soak(workdir: str, epochs: int, steps_per_epoch: int, seeds: int, eval_every
     return report
 
 
+def define_flags() -> None:
+    """Command-line flags (defined only when run as a script, so importing this module defines none)."""
+    flags.DEFINE_string("workdir", "/tmp/specjax-soak", "Output folder (a previous soak there is overwritten).")
+    flags.DEFINE_integer("epochs", 1000, "Epochs = chunks = checkpoints.")
+    flags.DEFINE_integer("steps_per_epoch", 100, "SGD steps per chunk.")
+    flags.DEFINE_integer("seeds", 4, "Seeds per setting (4 settings).")
+    flags.DEFINE_integer("eval_every", 1, "Epochs per evaluation (a chunk and a checkpoint every epoch).")
+    flags.DEFINE_float("tolerance_mb", 20.0, "Allowed RSS growth from 10% of the sweep to its end.")
+
+
 def main(argv: list[str]) -> None:
     del argv
     r = soak(FLAGS.workdir, FLAGS.epochs, FLAGS.steps_per_epoch, FLAGS.seeds, FLAGS.eval_every)
@@ -115,5 +119,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     cli.configure_cpu_devices()
     app.run(main)

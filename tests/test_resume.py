@@ -285,3 +285,14 @@ def test_checkpoint_from_another_device_count_is_refused(tmp_path, reference):
     with pytest.raises(store.StoreError, match=r"group0_wave0.npz: checkpoint was written for blocks of 8 runs"):
         sweep.run_sweep(small_config(), wd, progress=None, mesh=make_mesh(2))
     assert snapshot(wd) == before  # checked before anything is written
+
+
+@pytest.mark.slow
+def test_soak_memory_is_flat(tmp_path):
+    """A shortened experiments/soak.py (200 chunks, a checkpoint after each): RSS grows by less than 10 MiB."""
+    spec = importlib.util.spec_from_file_location("soak", ROOT / "experiments" / "soak.py")
+    soak = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(soak)
+    report = soak.soak(str(tmp_path / "soak"), epochs=200, steps_per_epoch=50, seeds=2)
+    assert report["checkpoints_written"] == 201 and report["diverged_runs"] == 0
+    assert report["rss_mb_at_end"] - report["rss_mb_at_10_percent"] < 10
