@@ -1,0 +1,74 @@
+"""No recompilation inside a sweep, and the automatic split of a grid into waves under a memory budget."""
+
+import re
+
+import jax
+import numpy as np
+from test_sharding import tiny_config
+
+from specjax import sweep
+from specjax.train import make_mesh
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+class CompileCounter:
+    """Counts XLA backend compilations (a ``jax.monitoring`` duration event) while active."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, event: str, duration: float, **kwargs) -> None:
+        if event == COMPILE_EVENT:
+            self.count += 1
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self)
+
+
+def _multi_wave_config(**overrides):
+    # d=5: shapes no other test compiles. 6 runs per group in blocks of 2 on one device; a budget below one
+    # block's memory gives one block per wave, 3 waves per group; 2 chunks per evaluation, 2 evaluations.
+    return tiny_config(d=5, lr=(0.1,), runs_per_block=2, chunk_steps=25, epochs=2, memory_budget_gb=1e-6, **overrides)
+
+
+def test_waves_split_when_the_grid_exceeds_the_memory_budget():
+    cfg = _multi_wave_config()
+    plans = sweep.plan_groups(cfg, num_devices=1)
+    per_run = sweep.bytes_per_run(plans[0].spec)
+    assert per_run > cfg.memory_budget_gb * 2**30
+    assert [len(p.waves) for p in plans] == [3, 3]
+    roomy = _multi_wave_config()
+    roomy.memory_budget_gb = 8.0
+    assert [len(p.waves) for p in sweep.plan_groups(roomy, num_devices=1)] == [1, 1]
+
+
+def test_no_recompilation_after_the_first_chunk_of_each_shape_group():
+    cfg = _multi_wave_config()
+    counts: list[tuple[int, int, int]] = []  # (group, wave, compilations so far) at every evaluation line
+    with CompileCounter() as counter:
+
+        def progress(line: str) -> None:
+            m = re.search(r"group (\d+)/\d+, wave (\d+)\]", line)
+            if m:
+                counts.append((int(m.group(1)), int(m.group(2)), counter.count))
+
+        split = sweep.run_sweep(cfg, None, progress=progress, mesh=make_mesh(1))
+    groups = sorted({g for g, _, _ in counts})
+    assert groups == [1, 2]
+    for g in groups:
+        seen = [(w, c) for gg, w, c in counts if gg == g]
+        assert len({w for w, _ in seen}) == 3  # every wave reported
+        first = seen[0][1]
+        assert all(c == first for _, c in seen), f"group {g} recompiled after its first chunk: {seen}"
+    assert counts[0][2] > 0  # the first chunk of a new shape group does compile (the counter works)
+
+    cfg.memory_budget_gb = 8.0  # one wave per group: the same numbers
+    whole = sweep.run_sweep(cfg, None, progress=None, mesh=make_mesh(1))
+    for a, b in zip(split.arrays, whole.arrays, strict=True):
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-14, err_msg=k)

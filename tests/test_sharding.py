@@ -1,0 +1,67 @@
+"""The runs axis sharded over 4 fake CPU devices (tests/conftest.py) gives the numbers of 1 device."""
+
+import importlib.util
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from specjax import sweep
+from specjax.train import Hparams, Program, Spec, make_mesh, seed_key
+
+TINY = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "tiny.py"
+
+
+def tiny_config(**overrides):
+    """experiments/configs/tiny.py with ``overrides``."""
+    spec = importlib.util.spec_from_file_location("tiny_config_sharding", TINY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = module.get_config()
+    for k, v in overrides.items():
+        cfg[k] = v
+    return cfg
+
+
+SPEC = Spec(d=6, teacher_widths=(3,), c=2, over_realization=2, n_train=96, n_eval=48, batch_size=8)
+
+
+def _four_devices():
+    if len(jax.devices()) < 4:
+        pytest.skip("needs 4 devices (XLA_FLAGS=--xla_force_host_platform_device_count=4, set by conftest.py)")
+
+
+def _train(program: Program, runs: int):
+    keys = jax.vmap(seed_key, (None, 0))(5, jnp.arange(runs))
+    hp = Hparams.broadcast(runs, teacher_polarity=1.0, lr=0.05, data_std=1.5, init_scale=0.1)
+    hp, keys = program.place((hp, keys))
+    teacher, data, state = program.init(hp, keys)
+    for _ in range(2):
+        state, stats = program.train(state, teacher, data, hp)
+    return state, stats  # evaluation on 4 devices: test_sweep_on_four_devices_equals_sweep_on_one
+
+
+def test_program_shards_runs_over_four_devices_with_the_numbers_of_one():
+    _four_devices()
+    four = _train(Program(SPEC, 30, make_mesh(4)), runs=8)
+    one = _train(Program(SPEC, 30, make_mesh(1)), runs=8)
+    W = four[0].student[0][0]
+    assert len(W.sharding.device_set) == 4
+    assert W.addressable_shards[0].data.shape[0] == 2  # 8 runs / 4 devices
+    for a, b in zip(jax.tree.leaves(jax.device_get(four)), jax.tree.leaves(jax.device_get(one)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_sweep_on_four_devices_equals_sweep_on_one():
+    _four_devices()
+    # d=7: a shape no other test compiles; one shape group, 2 polarities x 3 seeds.
+    cfg = tiny_config(d=7, epochs=2, over_realization=(2,), lr=(0.1,))
+    four = sweep.run_sweep(cfg, None, progress=None, mesh=make_mesh(4))
+    one = sweep.run_sweep(cfg, None, progress=None, mesh=make_mesh(1))
+    assert four.summary == one.summary
+    for g4, g1 in zip(four.arrays, one.arrays, strict=True):
+        assert g4.keys() == g1.keys()
+        for k in g4:
+            np.testing.assert_allclose(g4[k], g1[k], rtol=1e-12, atol=1e-14, err_msg=k)
