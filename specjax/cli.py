@@ -34,6 +34,43 @@ def configure_cpu_devices(num_devices: int | None = None) -> None:
     os.environ["XLA_FLAGS"] = " ".join([current, *extra]).strip()
 
 
+def maybe_initialize_distributed(
+    coordinator_address: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> bool:
+    """Multi-host: ``jax.distributed.initialize`` when a coordinator address is given, else nothing (one host).
+
+    Arguments default to the environment variables ``SPECJAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0),
+    ``SPECJAX_NUM_PROCESSES`` and ``SPECJAX_PROCESS_ID``; the command-line programs pass ``--coordinator_address``,
+    ``--num_processes`` and ``--process_id``. Afterwards ``jax.devices()`` lists every host's devices and
+    :func:`specjax.train.make_mesh` spans them all. Must run before anything touches a JAX backend. Only the
+    single-process path is tested here (no second host).
+
+    Returns:
+      whether ``jax.distributed`` was initialised.
+    """
+    env = os.environ
+    address = coordinator_address or env.get("SPECJAX_COORDINATOR_ADDRESS")
+    if not address:
+        return False
+    count = num_processes if num_processes is not None else env.get("SPECJAX_NUM_PROCESSES")
+    index = process_id if process_id is not None else env.get("SPECJAX_PROCESS_ID")
+    if count is None or index is None:
+        raise ValueError("distributed: a coordinator address needs --num_processes and --process_id too")
+    import jax
+
+    jax.distributed.initialize(coordinator_address=address, num_processes=int(count), process_id=int(index))
+    return True
+
+
+def define_distributed_flags() -> None:
+    """``--coordinator_address``, ``--num_processes``, ``--process_id`` (see :func:`maybe_initialize_distributed`)."""
+    if "coordinator_address" in flags.FLAGS:
+        return
+    flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0 (jax.distributed).")
+    flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes (jax.distributed).")
+    flags.DEFINE_integer("process_id", None, "Multi-host: index of this process (jax.distributed).")
+
+
 def fail(prog: str, message: str) -> None:
     """Prints ``prog: error: message`` (on one line) to stderr and exits with status 2."""
     print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
@@ -149,6 +186,8 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
         try:
+            f = flags.FLAGS
+            maybe_initialize_distributed(f.coordinator_address, f.num_processes, f.process_id)
             main(argv)
         except (ConfigError, StoreError) as e:
             fail(prog, str(e))
@@ -162,4 +201,5 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
                 fail(prog, str(e))
             raise
 
+    define_distributed_flags()
     app.run(guarded, flags_parser=flags_parser(prog))

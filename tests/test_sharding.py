@@ -65,3 +65,32 @@ def test_sweep_on_four_devices_equals_sweep_on_one():
         assert g4.keys() == g1.keys()
         for k in g4:
             np.testing.assert_allclose(g4[k], g1[k], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+def test_distributed_initialisation_single_process(tmp_path):
+    """``maybe_initialize_distributed`` is a no-op without a coordinator, and initialises a 1-process cluster with one
+    (a real multi-host run cannot be tested on one machine)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from specjax.cli import maybe_initialize_distributed
+
+    assert maybe_initialize_distributed() is False or "SPECJAX_COORDINATOR_ADDRESS" in os.environ
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {
+        "SPECJAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+        "SPECJAX_NUM_PROCESSES": "1",
+        "SPECJAX_PROCESS_ID": "0",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    }
+    code = (
+        "from specjax.cli import maybe_initialize_distributed; import jax; "
+        "assert maybe_initialize_distributed(); print(jax.process_count(), jax.device_count())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "2"]
