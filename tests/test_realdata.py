@@ -255,7 +255,10 @@ def _write_cifar_directory(directory, rows_per_batch=4):
     for index, name in enumerate((*image_data.CIFAR10_TRAIN_BATCHES, image_data.CIFAR10_TEST_BATCH)):
         data = rng.integers(0, 256, (rows_per_batch, 3072), dtype=np.uint8)
         labels = [(index + i) % 10 for i in range(rows_per_batch)]
-        _write_batch(directory / name, data, labels, protocol=2 if index % 2 else 5)
+        if index % 2:  # as the original files: protocol 2, Python ints
+            _write_batch(directory / name, data, labels, protocol=2)
+        else:  # as a NumPy user might write them: protocol 5, NumPy integers
+            _write_batch(directory / name, data, list(np.asarray(labels, np.int64)), protocol=5)
     return directory
 
 
@@ -292,6 +295,27 @@ def test_load_cifar10_missing_directory_and_file(tmp_path):
     (directory / "data_batch_3").unlink()
     with pytest.raises(FileNotFoundError, match="data_batch_3"):
         image_data.load_cifar10(directory)
+
+
+@pytest.mark.slow
+def test_cifar10_experiment_runs_end_to_end(tmp_path):
+    directory = _write_cifar_directory(tmp_path, rows_per_batch=32)
+    config = dataclasses.replace(
+        realdata.CONV_EXPERIMENT_SCALES["cifar10"],
+        data_directory=str(directory),
+        teacher_channels=(8, 8, 8, 8),
+        teacher_epochs=1,
+        over_realizations=(1, 2),
+        num_seeds=2,
+        student_epochs=1,
+        eval_batch_size=16,
+        correlation_samples=8,
+        prune_min_relative_strength=0.0,
+    )
+    results = realdata.run_conv_experiment(config, jax.random.key(0))
+    assert results["mean_best_correlation"].shape == (2, 2, 2, 4)
+    assert results["best_correlation_layer3"].shape == (2, 2, 2, 8)
+    assert np.all(np.isfinite(results["eval_loss"]))
 
 
 class _RunsCode:
