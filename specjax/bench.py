@@ -61,6 +61,8 @@ flags.DEFINE_bool("torch", True, "Measure the PyTorch per-seed loop (skipped wit
 flags.DEFINE_bool("jax_loop", True, "Measure the per-seed jitted JAX loop.")
 flags.DEFINE_bool("sweep_rss", False, "Measure the peak RSS of the full two_layer sweep layout in a child process.")
 flags.DEFINE_integer("peak_size", 1024, "Matrix size of the peak measurement.")
+flags.DEFINE_string("scaling", None, "Also measure run-steps/s against runs per device and width; plot to this PNG.")
+flags.DEFINE_bool("main", True, "Run the main comparison (off: only --scaling / --sweep_rss).")
 
 RECONSTRUCTED_SWEEP = {"runs_per_group": 6 * 32, "steps": 100 * 1000, "evaluations": 101}
 
@@ -303,6 +305,61 @@ def measure_sweep_rss(workdir: Path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Scaling.
+
+
+def measure_scaling(steps: int, repeats: int, dtype: str = "float64") -> dict:
+    """specjax run-steps/s against runs per device (over-realization 1 and 10) and against width (8 runs/device)."""
+
+    import jax
+
+    ndev = len(jax.devices())
+    out = {"dtype": dtype, "devices": ndev, "vs_runs": [], "vs_width": []}
+    for over in (1, 10):
+        for per_device in (1, 2, 4, 8, 16, 32):
+            rate = measure_specjax(paper_spec(over, dtype), per_device, steps, repeats)["rate"]
+            row = {"over_realization": over, "runs": per_device * ndev, "wall": rate.wall, "cpu": rate.cpu}
+            out["vs_runs"].append(row)
+            print(f"scaling runs: {row}", flush=True)
+    for over in (1, 2, 5, 10, 20):
+        spec = paper_spec(over, dtype)
+        rate = measure_specjax(spec, 8, steps, repeats)["rate"]
+        row = {"over_realization": over, "width": spec.student_widths[1], "wall": rate.wall, "cpu": rate.cpu}
+        out["vs_width"].append(row)
+        print(f"scaling width: {row}", flush=True)
+    return out
+
+
+def plot_scaling(scaling: dict, path: str) -> None:
+    """Two panels: run-steps/s against runs (log-log) and against student width."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_runs, ax_width) = plt.subplots(1, 2, figsize=(10, 4))
+    for over, color in ((1, "C0"), (10, "C3")):
+        rows = [r for r in scaling["vs_runs"] if r["over_realization"] == over]
+        runs = [r["runs"] for r in rows]
+        ax_runs.plot(runs, [r["cpu"] for r in rows], "o-", color=color, label=f"x{over}, per CPU-second")
+        ax_runs.plot(runs, [r["wall"] for r in rows], "o--", color=color, alpha=0.5, label=f"x{over}, wall clock")
+    ax_runs.set(xscale="log", yscale="log", xlabel=f"runs in the program ({scaling['devices']} devices)")
+    ax_runs.set(ylabel="run-steps / s", title=f"vs number of runs ({scaling['dtype']})")
+    ax_runs.legend(fontsize=8)
+    rows = scaling["vs_width"]
+    widths = [r["width"] for r in rows]
+    ax_width.plot(widths, [r["cpu"] for r in rows], "o-", color="C2", label="per CPU-second")
+    ax_width.plot(widths, [r["wall"] for r in rows], "o--", color="C2", alpha=0.5, label="wall clock")
+    ax_width.set(xscale="log", yscale="log", xlabel="student width n (teacher m=20)", ylabel="run-steps / s")
+    ax_width.set(title=f"vs width (8 runs per device, {scaling['dtype']})")
+    ax_width.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Driver.
 
 
@@ -346,7 +403,7 @@ def run_bench(quick: bool) -> dict:
     have_torch = FLAGS.torch and torch_available()
     if FLAGS.torch and not have_torch:
         result["notes"].append("torch is not installed: the per-seed PyTorch baseline was skipped (pip install torch)")
-    for dtype in FLAGS.dtypes:
+    for dtype in FLAGS.dtypes if FLAGS.main else []:
         peak = measure_peak_gflops(dtype, FLAGS.peak_size, repeats)
         result["peak_gflops"][dtype] = peak.wall
         result.setdefault("peak_gflops_cpu", {})[dtype] = peak.cpu
@@ -396,6 +453,10 @@ def run_bench(quick: bool) -> dict:
                 record("torch_per_seed_loop", measure_torch(spec, baseline_steps, ndev))
                 record("torch_per_seed_loop_1core", measure_torch(spec, baseline_steps, 1))
     _summarise(result, overs)
+    if FLAGS.scaling:
+        result["scaling"] = measure_scaling(steps, repeats)
+        plot_scaling(result["scaling"], FLAGS.scaling)
+        print(f"wrote {FLAGS.scaling}", flush=True)
     if FLAGS.sweep_rss:
         with tempfile.TemporaryDirectory() as tmp:
             result["sweep_rss"] = measure_sweep_rss(Path(tmp) / "two_layer")
