@@ -107,6 +107,7 @@ CLI_CASES = [
     ("workdir_under_a_file", [], r"/sub: workdir cannot be written \(Not a directory\)", "under_regular_file"),
     ("workdir_other_config", [], r"holds a sweep with a different config \(fields \['lr'\]\)", "other_config"),
     ("workdir_not_a_sweep", [], r"not empty \(notes\.txt, results\) and holds no sweep", "foreign_folder"),
+    ("workdir_not_a_sweep_overwrite", ["--overwrite"], r"not empty .* and holds no sweep", "foreign_folder"),
     ("workdir_config_json_corrupt", [], r"config\.json: not valid JSON .*--overwrite", "corrupt_config_json"),
     ("checkpoint_garbage", [], r"group0_wave0\.npz: not a readable \.npz file.*delete that file", "garbage_ckpt"),
     ("checkpoint_truncated", [], r"group0_wave0\.npz: not a readable \.npz file", "truncated_ckpt"),
