@@ -1,9 +1,12 @@
-"""Test set-up: float64 on, and 4 fake CPU devices so sharding tests run on any machine.
+"""Test set-up: float64 on, 4 fake CPU devices so sharding tests run on any machine, and a compilation cache.
 
-Both must happen before JAX creates its backend, hence at import time of this file.
+All must happen before JAX creates its backend, hence at import time of this file. The persistent compilation
+cache lives in pytest's cache folder: tests that build the same program (same spec, same shapes) compile it once
+per session instead of once per test, and a second session on the same checkout starts warm.
 """
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -11,3 +14,5 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_compilation_cache_dir", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
