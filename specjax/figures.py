@@ -48,6 +48,8 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 EARLY_FRACTION = 0.05
 #: Fig. 12's "matched" threshold (the paper's success criterion).
 MATCH_THRESHOLD = 0.95
+#: The population figure's "matched": best cosine between a student's and the teacher's weight vectors above this.
+POPULATION_MATCH_COS = 0.99
 ProgressFn = Callable[[str], None] | None
 
 
@@ -143,8 +145,8 @@ def sweep_results(
     held = directory / "config.json"
     if held.is_file() and (directory / "summary.json").is_file() and all(p.is_file() for p in results):
         if store.load_json(held).get("config") == config_lib.to_plain(cfg):
-            arrays = [store.load_npz(p) for p in results]
-            return arrays, store.load_json(directory / "summary.json"), _held_seconds(directory), False
+            loaded = sweep.load_results(directory)
+            return loaded.arrays, loaded.summary, _held_seconds(directory), False
     start = time.perf_counter()
     result = sweep.run_sweep(cfg, directory, progress=progress)
     total = _add_timing(directory, time.perf_counter() - start)
@@ -316,7 +318,7 @@ def _figure8(cfg, workdir: Path, directory: Path, progress: ProgressFn):
 
 
 def _figure_population(cfg, workdir: Path, directory: Path, progress: ProgressFn):
-    from specjax import plots_dynamics
+    from specjax import figure_data, plots_dynamics
 
     results, seconds, now = population_results(cfg, directory, progress)
     sgd_cos, flow_cos = np.cos(results["sgd_angles"]).max(axis=-2), np.cos(results["flow_angles"]).max(axis=-2)
@@ -324,6 +326,8 @@ def _figure_population(cfg, workdir: Path, directory: Path, progress: ProgressFn
         results["time"], results["sgd_loss"], results["flow_loss"], sgd_cos, flow_cos, workdir / "figpopulation"
     )
     same_best = results["sgd_angles"][:, -1].argmin(axis=-2) == results["flow_angles"][:, -1].argmin(axis=-2)
+    sgd_match = figure_data.first_epoch_above(sgd_cos, results["time"], POPULATION_MATCH_COS)  # (N, m) times
+    flow_match = figure_data.first_epoch_above(flow_cos, results["time"], POPULATION_MATCH_COS)
     numbers = {
         "time_final": float(results["time"][-1]),
         "loss_initial": _rounded(results["sgd_loss"][:, 0], 4),
@@ -333,9 +337,23 @@ def _figure_population(cfg, workdir: Path, directory: Path, progress: ProgressFn
         "final_best_cos_sgd": [_rounded(c, 3) for c in sgd_cos[:, -1]],
         "final_best_cos_flow": [_rounded(c, 3) for c in flow_cos[:, -1]],
         "same_best_student_fraction": round(float(same_best.mean()), 3),
+        "match_time_rank_correlation": _within_seed_rank_correlation(sgd_match, flow_match),
+        "match_cos": POPULATION_MATCH_COS,
+        "match_time_sgd": [_rounded(t, 2) for t in sgd_match],
+        "match_time_flow": [_rounded(t, 2) for t in flow_match],
         "teacher_strength": [_rounded(s, 3) for s in results["teacher_strength"]],
     }
     return paths, numbers, {"results": results, "sgd_best_cos": sgd_cos, "flow_best_cos": flow_cos}, seconds, now
+
+
+def _within_seed_rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman correlation of two ``(N, m)`` arrays after ranking each seed's row separately (``inf`` last)."""
+    from specjax import figure_data
+
+    def ranks(x):
+        return np.argsort(np.argsort(x, axis=-1, kind="stable"), axis=-1, kind="stable").ravel()
+
+    return round(figure_data.rank_correlation(ranks(a), ranks(b)), 3)
 
 
 def population_results(
@@ -454,6 +472,7 @@ def make_figure(
     scale: str = "small",
     progress: ProgressFn = print,
     config: ml_collections.ConfigDict | None = None,
+    seeds: int | None = None,
 ) -> FigureOutput:
     """Makes one figure in ``workdir``, computing its results first if they are not there.
 
@@ -463,6 +482,8 @@ def make_figure(
       scale: one of :data:`SCALES`; names the config and the results folder ``<config name>-<scale>``.
       progress: called with progress lines; ``None`` for silence.
       config: overrides the config file's (results then go to ``<config name>-custom``).
+      seeds: overrides the config's number of seeds (results then go to ``<config name>-<scale>-<seeds>seeds``),
+        e.g. to run the paper's settings with fewer seeds where 32 are too expensive. Not for figure 13.
 
     Raises:
       FigureError: unknown figure or scale, missing config or module.
@@ -473,10 +494,22 @@ def make_figure(
         raise FigureError(f"figure: unknown value {figure!r}; expected one of {FIGURES}")
     name = CONFIG_NAMES[figure]
     cfg = config if config is not None else load_config(name, scale)
+    suffix = scale if config is None else "custom"
+    if seeds is not None:
+        if figure == "13" or seeds < 1:
+            raise FigureError(f"seeds: {seeds!r} is not a seed count for figure {figure}")
+        cfg.seeds, suffix = int(seeds), f"{suffix}-{int(seeds)}seeds"
     workdir = store.check_writable(Path(workdir))
-    directory = workdir / f"{name}-{scale if config is None else 'custom'}"
+    directory = workdir / f"{name}-{suffix}"
     paths, numbers, data, seconds, now = DRIVERS[figure](cfg, workdir, directory, progress)
-    numbers = {"figure": figure, "scale": scale, "results": directory.name, "compute_seconds": seconds, **numbers}
+    numbers = {
+        "figure": figure,
+        "scale": scale,
+        "seeds": int(cfg.seeds) if "seeds" in cfg else None,
+        "results": directory.name,
+        "compute_seconds": seconds,
+        **numbers,
+    }
     store.save_json(workdir / f"fig{figure}.json", _jsonable(numbers))
     return FigureOutput(figure, scale, list(paths), numbers, data, seconds, now)
 
@@ -502,7 +535,9 @@ def main(argv: list[str]) -> None:
         config = load_config("fig13", "cifar10")
         config.data_directory = f.data_directory
     start = time.perf_counter()
-    out = make_figure(f.figure, f.workdir, f.scale, progress=lambda s: print(s, flush=True), config=config)
+    out = make_figure(
+        f.figure, f.workdir, f.scale, progress=lambda s: print(s, flush=True), config=config, seeds=f.seeds
+    )
     elapsed = time.perf_counter() - start
     source = f"results in {out.numbers['results']}/ " + ("computed now" if out.computed_now else "loaded")
     if out.compute_seconds is not None:
@@ -522,6 +557,9 @@ def run_cli() -> None:
     flags.DEFINE_string("workdir", None, "Output folder: figures here, results in <config>-<scale>/ below it.")
     flags.DEFINE_enum("scale", "small", list(SCALES), "test: seconds; small: minutes on 2 cores; paper: the paper's.")
     flags.DEFINE_string("data_directory", None, "Figure 13 only: CIFAR-10 python batches; runs the CIFAR setting.")
+    flags.DEFINE_integer(
+        "seeds", None, "Override the config's number of seeds (results in <config>-<scale>-<N>seeds/)."
+    )
     flags.mark_flags_as_required(["figure", "workdir"])
 
     def guarded(argv):

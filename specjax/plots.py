@@ -168,5 +168,5 @@ def loss_curves_figure(
     axes[0][0].set_ylabel("log10 eval loss (MSE per output)")
     axes[0][-1].legend(fontsize=8)
     seeds = arrays_per_group[0]["eval_loss"].shape[1]
-    fig.suptitle(f"Fig. 10: evaluation loss, mean +- std over {seeds} seeds", fontsize=11)
+    fig.suptitle(f"Fig. 10: evaluation loss, mean +- std over {seeds} seeds", fontsize=11, y=1.03)
     return save(fig, path_prefix)
