@@ -86,7 +86,10 @@ class ConvExperimentConfig:
       teacher_epochs, teacher_learning_rate, teacher_weight_decay: AdamW training of the teacher.
       teacher_channel_sparsity: weight :math:`\\lambda` of the fan-out group lasso in the teacher's loss.
       teacher_augmentation, student_augmentation: :class:`~specjax.image_data.Augmentation` of every training
-        batch (the paper's CIFAR students: crop with padding 4 and flips).
+        batch. The paper's CIFAR students use crops with padding 4 and flips; the digit students use 1-pixel shifts
+        and Gaussian noise of std 0.3 (mirrored digits are not digits, but the teacher labels any input, and the
+        wider input distribution shows more of each teacher boundary: in a one-seed 30-epoch trial at 5x, the
+        first layer's mean best correlation ended at 0.85 with it and 0.82 without).
       prune_ratios: per conv layer, the fraction of channels removed (the reference's rule), or ``None`` to keep
         the channels at least ``prune_min_relative_strength`` times as strong as their layer's strongest.
       over_realizations: student width multipliers of the kept teacher channels.
