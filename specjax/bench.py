@@ -176,13 +176,16 @@ def measure_specjax(spec, runs_per_device: int, steps: int, repeats: int) -> dic
     compile_s = time.perf_counter() - t0
     evaluate()
     rate = best_rate(train, runs * steps, repeats, program.num_devices)
-    eval_s = 1.0 / best_rate(evaluate, 1.0, repeats, program.num_devices).wall
+    eval_rate = best_rate(evaluate, 1.0, repeats, program.num_devices)
+    eval_s, eval_cpu_s = 1.0 / eval_rate.wall, 1.0 / eval_rate.cpu
     epoch_train_s = runs * 1000 / rate.wall
     return {
         "rate": rate,
         "runs": runs,
         "eval_s": eval_s,
+        "eval_cpu_s": eval_cpu_s,  # CPU seconds / devices: the wall time on cores of its own
         "eval_share": eval_s / (eval_s + epoch_train_s),
+        "eval_share_cpu": eval_cpu_s / (eval_cpu_s + runs * 1000 / rate.cpu),
         "compile_and_first_chunk_s": compile_s,
     }
 
@@ -336,6 +339,7 @@ def plot_scaling(scaling: dict, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker below)
 
     fig, (ax_runs, ax_width) = plt.subplots(1, 2, figsize=(10, 4))
     for over, color in ((1, "C0"), (10, "C3")):
@@ -353,6 +357,10 @@ def plot_scaling(scaling: dict, path: str) -> None:
     ax_width.set(xscale="log", yscale="log", xlabel="student width n (teacher m=20)", ylabel="run-steps / s")
     ax_width.set(title=f"vs width (8 runs per device, {scaling['dtype']})")
     ax_width.legend(fontsize=8)
+    for ax, ticks in ((ax_runs, runs), (ax_width, widths)):
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -440,7 +448,9 @@ def run_bench(quick: bool) -> dict:
                     "runs": sj["runs"],
                     "eval_s": sj["eval_s"],
                     "eval_s_per_run": sj["eval_s"] / sj["runs"],  # wall time one run adds, devices in parallel
+                    "eval_cpu_s_per_run": sj["eval_cpu_s"] / sj["runs"],
                     "eval_share_of_epoch": sj["eval_share"],
+                    "eval_share_of_epoch_cpu": sj["eval_share_cpu"],
                     "compile_and_first_chunk_s": sj["compile_and_first_chunk_s"],
                 }
             )
@@ -476,7 +486,10 @@ def _summarise(result: dict, overs: list[int]) -> None:
         }
         return found if len(found) == len(overs) else None
 
-    for suffix, field in (("", "run_steps_per_s"), ("_cpu", "run_steps_per_cpu_s")):
+    for suffix, field, eval_field in (
+        ("", "run_steps_per_s", "eval_s_per_run"),
+        ("_cpu", "run_steps_per_cpu_s", "eval_cpu_s_per_run"),
+    ):
         for impl, name in (("torch_per_seed_loop", "speedup_vs_per_seed_loop"), ("jax_per_seed_loop", None)):
             name = (name or "speedup_vs_jax_per_seed_loop") + "_by_dtype" + suffix
             result[name] = {}
@@ -486,7 +499,7 @@ def _summarise(result: dict, overs: list[int]) -> None:
                     result[name][dtype] = sweep_time(theirs) / sweep_time(ours)
         for dtype in sorted({r["dtype"] for r in result["records"]}):
             ours = rates("specjax", dtype, field)
-            evals = {e["over_realization"]: e["eval_s_per_run"] for e in result["evaluation"] if e["dtype"] == dtype}
+            evals = {e["over_realization"]: e[eval_field] for e in result["evaluation"] if e["dtype"] == dtype}
             if ours and len(evals) == len(overs) and set(overs) == {1, 2, 5, 10}:
                 result.setdefault("full_sweep_estimate_s" + suffix, {})[dtype] = {
                     "training_s": sweep_time(ours),
@@ -527,7 +540,7 @@ def print_table(result: dict) -> None:
     for e in result["evaluation"]:
         print(
             f"evaluation {e['dtype']} x{e['over_realization']}: {1e3 * e['eval_s']:.1f} ms for {e['runs']} runs, "
-            f"{100 * e['eval_share_of_epoch']:.1f}% of an epoch"
+            f"{100 * e['eval_share_of_epoch']:.1f}% of an epoch ({100 * e['eval_share_of_epoch_cpu']:.1f}% per CPU-s)"
         )
     for mrec in result["memory"]:
         print(f"bytes per run {mrec['dtype']} x{mrec['over_realization']}: {mrec['bytes_per_run'] / 2**20:.1f} MiB")
