@@ -4,9 +4,12 @@ A *run* is a pure function of a :class:`Spec` (static: everything that fixes sha
 :class:`Hparams` (array-valued: teacher polarity, learning rate, data std, ...) and its seed key:
 
 * :func:`init_run` builds the teacher, the data and the student (THEORY.md section 7);
-* :func:`train_steps` runs ``n`` SGD steps with ``lax.scan`` (optax update, per-step batch from
-  ``fold_in(batch_key, step)``, divergence freezing);
+* :func:`train_steps` runs ``n`` SGD steps with ``lax.scan`` (batch of step ``t`` from ``fold_in(batch_key, t)``,
+  drawn for the whole chunk up front; gradient by :func:`loss_and_grad`; optax update; divergence freezing);
 * :func:`evaluate` computes the evaluation record on device (loss, teacher x student correlations, fan-out norms).
+
+The fast path (hand-written backpropagation, batch rows drawn per chunk, a correlation that skips the centred student
+copy) and its measurements are described in docs/performance.md; each piece is tested equal to the plain version.
 
 :class:`Program` jit-compiles these once per :class:`Spec`, vmapped over a leading *runs* axis and sharded over the
 devices of a 1-D mesh (axis ``'runs'``). Runs never interact, so a run's numbers do not depend on the other runs in
@@ -18,7 +21,7 @@ its block, on the block size, on the chunk length or on the device count. Exampl
     hp = Hparams.broadcast(8, teacher_polarity=1.0, lr=0.01, data_std=1.5, init_scale=0.005, dtype=spec.dtype)
     teacher, data, state = program.init(hp, keys)
     state, stats = program.train(state, teacher, data, hp)
-    record = program.evaluate(state, teacher, data)
+    record = program.evaluate(state, data)
 """
 
 from __future__ import annotations
