@@ -9,25 +9,35 @@ from test_sharding import tiny_config
 from specjax import sweep
 from specjax.train import make_mesh
 
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # an XLA compilation
+CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"  # an executable loaded from the persistent cache (conftest.py)
 
 
 class CompileCounter:
-    """Counts XLA backend compilations (a ``jax.monitoring`` duration event) while active."""
+    """Counts executables built while active: XLA compilations plus persistent-cache loads (``jax.monitoring``).
+
+    Either one means JAX did not find the program in its in-memory cache, i.e. a (re)compilation of the sweep.
+    """
 
     def __init__(self):
         self.count = 0
 
-    def __call__(self, event: str, duration: float, **kwargs) -> None:
+    def on_duration(self, event: str, duration: float, **kwargs) -> None:
         if event == COMPILE_EVENT:
             self.count += 1
 
+    def on_event(self, event: str, **kwargs) -> None:
+        if event == CACHE_HIT_EVENT:
+            self.count += 1
+
     def __enter__(self):
-        jax.monitoring.register_event_duration_secs_listener(self)
+        jax.monitoring.register_event_duration_secs_listener(self.on_duration)
+        jax.monitoring.register_event_listener(self.on_event)
         return self
 
     def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self)
+        jax.monitoring.unregister_event_duration_listener(self.on_duration)
+        jax.monitoring.unregister_event_listener(self.on_event)
 
 
 def _multi_wave_config(**overrides):
