@@ -124,7 +124,6 @@ def test_population_flow_and_sgd_start_together_and_both_learn(make):
     assert drift < 1e-3
 
 
-@pytest.mark.slow
 def test_fig13_real_data_builds(make):
     pytest.importorskip("specjax.plots_realdata")
     out = make("13")
