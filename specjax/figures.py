@@ -1,9 +1,10 @@
 """The paper's figures, one command each: ``python -m specjax.figures --figure=N --workdir=DIR [--scale=small]``.
 
-For each figure (7, 8, 9, 10, 11, 12, 13, population) a driver loads the experiment config
-``experiments/configs/<name>.py:<scale>``, runs its sweep through :func:`specjax.sweep.run_sweep` unless finished
-results are already in ``DIR/<name>-<scale>/`` (an interrupted sweep resumes), reduces the arrays with
-:mod:`specjax.figure_data`, and draws the figure with :mod:`specjax.plots` / :mod:`specjax.plots_dynamics`:
+For each figure (7, 8, 9, 10, 11, 12, 13, population) a driver gets its results from :mod:`specjax.figure_results`
+(the config ``experiments/configs/<name>.py:<scale>``; its sweep run through :func:`specjax.sweep.run_sweep`, or the
+population / real-data experiment, unless finished results are already in ``DIR/<name>-<scale>/``; an interrupted
+sweep resumes), reduces the arrays with :mod:`specjax.figure_data`, and draws the figure with :mod:`specjax.plots`,
+:mod:`specjax.plots_dynamics` or :mod:`specjax.plots_realdata`:
 
 * ``DIR/fig<N>.png`` and ``.pdf``: the figure;
 * ``DIR/fig<N>.json``: the numbers behind it (the paper's claim in figures: success rates, L-shape statistics, ...);
@@ -17,21 +18,28 @@ CPU cores), ``paper`` (the paper's settings, THEORY.md section 7). Research code
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import ml_collections
 import numpy as np
 
-from specjax import config as config_lib
 from specjax import store
+from specjax.figure_results import (
+    SCALES,
+    FigureError,
+    ProgressFn,
+    conv_results,
+    jsonable,
+    load_config,
+    population_results,
+    sweep_results,
+)
+
+__all__ = ["FIGURES", "SCALES", "FigureError", "FigureOutput", "load_config", "make_figure"]
 
 FIGURES = ("7", "8", "9", "10", "11", "12", "13", "population")
-SCALES = ("test", "small", "paper")
 #: The experiment config file (in ``experiments/configs/``) behind each figure.
 CONFIG_NAMES = {
     "7": "fig7",
@@ -43,18 +51,12 @@ CONFIG_NAMES = {
     "13": "fig13",
     "population": "fig_population",
 }
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 #: Fig. 9's early curve is at this fraction of training (the paper: epoch 5 of 100).
 EARLY_FRACTION = 0.05
 #: Fig. 12's "matched" threshold (the paper's success criterion).
 MATCH_THRESHOLD = 0.95
 #: The population figure's "matched": best cosine between a student's and the teacher's weight vectors above this.
 POPULATION_MATCH_COS = 0.99
-ProgressFn = Callable[[str], None] | None
-
-
-class FigureError(ValueError):
-    """A figure cannot be made (unknown figure or scale, missing config file or module)."""
 
 
 @dataclasses.dataclass
@@ -82,87 +84,6 @@ class FigureOutput:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Configs and cached results.
-
-
-def load_config(name: str, scale: str) -> ml_collections.ConfigDict:
-    """``experiments/configs/<name>.py``'s ``get_config(scale)``.
-
-    Raises:
-      FigureError: unknown scale or missing config file.
-    """
-    if scale not in SCALES:
-        raise FigureError(f"scale: unknown value {scale!r}; expected one of {SCALES}")
-    path = CONFIG_DIR / f"{name}.py"
-    if not path.is_file():
-        raise FigureError(f"{path}: config file not found (figures need the repository checkout)")
-    spec = importlib.util.spec_from_file_location(f"specjax_experiment_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(scale)
-
-
-def _timing_path(directory: Path) -> Path:
-    return directory / "timing.json"
-
-
-def _add_timing(directory: Path, seconds: float) -> float:
-    """Adds ``seconds`` to ``timing.json`` (with the host's CPU count and JAX platform); returns the total."""
-    import jax
-
-    path = _timing_path(directory)
-    held = store.load_json(path) if path.is_file() else {}
-    total = float(held.get("compute_seconds", 0.0)) + seconds
-    store.save_json(
-        path,
-        {
-            "compute_seconds": total,
-            "sessions": int(held.get("sessions", 0)) + 1,
-            "cpu_count": os.cpu_count(),
-            "platform": jax.default_backend(),
-            "devices": len(jax.devices()),
-        },
-    )
-    return total
-
-
-def _held_seconds(directory: Path) -> float | None:
-    path = _timing_path(directory)
-    return float(store.load_json(path)["compute_seconds"]) if path.is_file() else None
-
-
-def sweep_results(
-    cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn
-) -> tuple[list[dict[str, np.ndarray]], dict, float | None, bool]:
-    """The finished results of ``cfg`` in ``directory``, running (or resuming) the sweep if they are absent.
-
-    Returns:
-      ``(arrays per shape group, summary, compute seconds, computed_now)``.
-    """
-    from specjax import sweep
-
-    config_lib.validate(cfg)
-    results = [directory / "results" / f"group{i}.npz" for i in range(len(cfg.over_realization))]
-    held = directory / "config.json"
-    if held.is_file() and (directory / "summary.json").is_file() and all(p.is_file() for p in results):
-        if store.load_json(held).get("config") == config_lib.to_plain(cfg):
-            loaded = sweep.load_results(directory)
-            return loaded.arrays, loaded.summary, _held_seconds(directory), False
-    start = time.perf_counter()
-    result = sweep.run_sweep(cfg, directory, progress=progress)
-    total = _add_timing(directory, time.perf_counter() - start)
-    return result.arrays, result.summary, total, True
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    return obj
 
 
 def _rounded(values, digits: int = 4) -> list:
@@ -356,85 +277,14 @@ def _within_seed_rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return round(figure_data.rank_correlation(ranks(a), ranks(b)), 3)
 
 
-def population_results(
-    cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn
-) -> tuple[dict[str, np.ndarray], float | None, bool]:
-    """SGD vs the exact population flow for ``cfg.seeds`` runs (:func:`specjax.population.make_sgd_flow_comparison`),
-    cached in ``directory/results.npz``.
-
-    The config is a sweep config with one value per swept field and one over-realization; records are taken every
-    ``steps_per_epoch`` SGD steps, and the flow is integrated with RK4 at a step of ``rk4_step_sgd_steps``
-    SGD steps' time (the ``rk4_step_sgd_steps`` field, removed before validation).
-
-    Returns:
-      ``(arrays, compute seconds, computed_now)``; arrays: ``time (T,)``, ``sgd_loss``/``flow_loss (N, T)``,
-      ``sgd_angles``/``flow_angles (N, T, n, m)``, ``teacher_strength (N, m)``.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from specjax import population, train
-
-    rk4_every = int(cfg.rk4_step_sgd_steps)
-    sweep_cfg = ml_collections.ConfigDict({k: v for k, v in cfg.items() if k != "rk4_step_sgd_steps"})
-    config_lib.validate(sweep_cfg)
-    results_path, config_path = directory / "results.npz", directory / "config.json"
-    wanted = config_lib.to_plain(cfg)
-    if results_path.is_file() and config_path.is_file() and store.load_json(config_path).get("config") == wanted:
-        return store.load_npz(results_path), _held_seconds(directory), False
-    store.check_writable(directory)
-    if progress is not None:
-        progress(f"population: {cfg.seeds} seeds x {cfg.epochs * cfg.steps_per_epoch} SGD steps and the exact flow")
-    start = time.perf_counter()
-    spec = train.Spec.from_config(sweep_cfg, sweep_cfg.over_realization[0])
-    compare = population.make_sgd_flow_comparison(
-        spec, sweep_cfg.epochs, sweep_cfg.steps_per_epoch, max(1, sweep_cfg.steps_per_epoch // rk4_every)
-    )
-    setting = config_lib.settings_grid(sweep_cfg)[0]
-    hp = train.Hparams.broadcast(sweep_cfg.seeds, sweep_cfg.dtype, **setting.as_dict())
-    keys = jax.vmap(train.seed_key, (None, 0))(sweep_cfg.seed, jnp.arange(sweep_cfg.seeds))
-    out = jax.device_get(jax.jit(jax.vmap(compare))(hp, keys))
-    arrays = {
-        "time": np.asarray(out.time[0]),
-        "steps": np.asarray(out.steps[0]),
-        "sgd_loss": np.asarray(out.sgd.loss),
-        "flow_loss": np.asarray(out.flow.loss),
-        "sgd_angles": np.asarray(out.sgd.angles),
-        "flow_angles": np.asarray(out.flow.angles),
-        "sgd_balancedness": np.asarray(out.sgd.balancedness),
-        "flow_balancedness": np.asarray(out.flow.balancedness),
-        "teacher_strength": np.linalg.norm(np.asarray(out.teacher[1][0]), axis=-1),
-    }
-    store.save_npz(results_path, arrays)
-    store.save_json(config_path, {"config": wanted})
-    return arrays, _add_timing(directory, time.perf_counter() - start), True
-
-
 def _figure13(cfg, workdir: Path, directory: Path, progress: ProgressFn):
     """Fig. 13 (real data) through :func:`specjax.realdata.run_conv_experiment`; plotted by
     ``specjax.plots_realdata.plot_figure13`` (the real-data engineer's module)."""
-    import jax
-
-    from specjax import realdata
-
     try:
         from specjax import plots_realdata
     except ImportError as e:
         raise FigureError(f"figure 13: plotting module specjax.plots_realdata is not available ({e})") from None
-    results_path, config_path = directory / "results.npz", directory / "config.json"
-    wanted = _jsonable(cfg.to_dict())
-    computed_now = False
-    if results_path.is_file() and config_path.is_file() and store.load_json(config_path).get("config") == wanted:
-        results, seconds = store.load_npz(results_path), _held_seconds(directory)
-    else:
-        store.check_writable(directory)
-        if progress is not None:
-            progress(f"figure 13: conv teacher and students on {cfg.dataset}")
-        start = time.perf_counter()
-        results = realdata.run_conv_experiment(cfg, jax.random.key(int(cfg.seed)))
-        store.save_npz(results_path, results)
-        store.save_json(config_path, {"config": wanted})
-        seconds, computed_now = _add_timing(directory, time.perf_counter() - start), True
+    results, seconds, computed_now = conv_results(cfg, directory, progress)
     paths = [Path(p) for p in plots_realdata.plot_figure13(results, workdir / "fig13")]
     last = results["mean_best_correlation"][:, :, -1]  # (R, S, L)
     numbers = {
@@ -510,7 +360,7 @@ def make_figure(
         "compute_seconds": seconds,
         **numbers,
     }
-    store.save_json(workdir / f"fig{figure}.json", _jsonable(numbers))
+    store.save_json(workdir / f"fig{figure}.json", jsonable(numbers))
     return FigureOutput(figure, scale, list(paths), numbers, data, seconds, now)
 
 
@@ -543,7 +393,7 @@ def main(argv: list[str]) -> None:
     if out.compute_seconds is not None:
         source += f", {out.compute_seconds:.0f} s of compute in all"
     print(f"figure {out.figure} ({out.scale}) in {elapsed:.0f} s ({source}): {', '.join(str(p) for p in out.paths)}")
-    print(json.dumps(_jsonable({k: v for k, v in out.numbers.items() if k != "shifts_per_seed"}))[:2000])
+    print(json.dumps(jsonable({k: v for k, v in out.numbers.items() if k != "shifts_per_seed"}))[:2000])
 
 
 def run_cli() -> None:
