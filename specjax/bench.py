@@ -10,8 +10,10 @@
   one seed after another: :math:`h=\\mathrm{relu}([X,1]W_1)`, :math:`f=[h,1]W_2`, :math:`g=f^*-f`,
   :math:`W\\mathrel{+}=\\eta\\,\\hat f^\\top g/B` with a batch of 16 drawn with replacement from 10k training points.
   *All cores* means one process per core (``torch.set_num_threads(1)``), run at the same time, rates summed -- the
-  way one would run a seed list on this machine. Needs ``pip install torch==2.13.0`` (the ``bench`` extra); skipped
-  with a note otherwise;
+  way one would run a seed list on this machine. Also measured: ``torch_per_seed_loop_1core`` (one such process)
+  and ``torch_per_seed_loop_threaded`` (one process with torch's default intra-op threads, one per core: the
+  reference's script run as it is, which is what issue 5's 7.7k / 4.2k run-steps/s describe). Needs ``pip install
+  torch==2.13.0`` (the ``bench`` extra); skipped with a note otherwise;
 * **jax per-seed loop**: the same specjax step function jitted for one run (no vmap), seeds one after another, one
   run in flight per device;
 * **peak**: the machine's matmul peak per dtype, a ``(1024, 1024)`` matrix product chain on every device at once;
@@ -25,7 +27,8 @@
 It prints a table and writes JSON: ``records`` (one per implementation x over-realization x dtype, with
 ``implementation``, ``over_realization``, ``dtype``, ``run_steps_per_s``, ``roofline_fraction``),
 ``speedup_vs_per_seed_loop`` (float64, specjax over the torch loop, both on all cores, weighted like the sweep:
-the ratio of the times the four equally sized shape groups take), ``peak_gflops``, ``evaluation``, ``memory``,
+the ratio of the times the four equally sized shape groups take; ``speedup_vs_per_seed_loop_threaded`` the same
+against the threaded single-process loop), ``peak_gflops``, ``evaluation``, ``memory``,
 ``full_sweep_estimate_s`` and the machine's load while measuring (the numbers are only as quiet as the machine).
 """
 
@@ -222,12 +225,16 @@ def measure_jax_loop(spec, steps: int, repeats: int) -> Rate:
 
 
 def torch_worker(
-    d: int, m: int, c: int, n: int, n_train: int, dtype: str, steps: int, seed: int
+    d: int, m: int, c: int, n: int, n_train: int, dtype: str, steps: int, seed: int, threads: int = 1
 ) -> tuple[int, float, float]:
-    """One process, one thread: the reference loop for ``steps`` iterations. Returns ``(steps, wall s, CPU s)``."""
+    """One process: the reference loop for ``steps`` iterations. Returns ``(steps, wall s, CPU s)``.
+
+    ``threads``: torch intra-op threads; 0 keeps torch's default (one per core, how the reference runs unmodified).
+    """
     import torch
 
-    torch.set_num_threads(1)
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(seed)
     random.seed(seed)
     dt = torch.float64 if dtype == "float64" else torch.float32
@@ -262,13 +269,14 @@ def torch_worker(
     return steps, time.perf_counter() - t0, time.process_time() - c0
 
 
-def measure_torch(spec, steps: int, processes: int) -> Rate:
-    """Run-steps/s of ``processes`` concurrent single-threaded torch loops (summed)."""
+def measure_torch(spec, steps: int, processes: int, threads: int = 1) -> Rate:
+    """Run-steps/s of ``processes`` concurrent torch loops with ``threads`` threads each (summed; 0: torch default)."""
     ctx = multiprocessing.get_context("spawn")
     n = spec.student_widths[1]
     args = (spec.d, spec.teacher_widths[0], spec.c, n, spec.n_train, spec.dtype, steps)
+    per_process = [(*args, seed, threads) for seed in range(processes)]
     with concurrent.futures.ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
-        results = list(pool.map(torch_worker, *zip(*[(*args, seed) for seed in range(processes)], strict=True)))
+        results = list(pool.map(torch_worker, *zip(*per_process, strict=True)))
     return Rate(sum(k / w for k, w, _ in results), sum(k / c for k, _, c in results))
 
 
@@ -462,6 +470,7 @@ def run_bench(quick: bool) -> dict:
             if have_torch:
                 record("torch_per_seed_loop", measure_torch(spec, baseline_steps, ndev))
                 record("torch_per_seed_loop_1core", measure_torch(spec, baseline_steps, 1))
+                record("torch_per_seed_loop_threaded", measure_torch(spec, baseline_steps, 1, threads=0))
     _summarise(result, overs)
     if FLAGS.scaling:
         result["scaling"] = measure_scaling(steps, repeats)
@@ -490,8 +499,12 @@ def _summarise(result: dict, overs: list[int]) -> None:
         ("", "run_steps_per_s", "eval_s_per_run"),
         ("_cpu", "run_steps_per_cpu_s", "eval_cpu_s_per_run"),
     ):
-        for impl, name in (("torch_per_seed_loop", "speedup_vs_per_seed_loop"), ("jax_per_seed_loop", None)):
-            name = (name or "speedup_vs_jax_per_seed_loop") + "_by_dtype" + suffix
+        for impl, name in (
+            ("torch_per_seed_loop", "speedup_vs_per_seed_loop"),
+            ("torch_per_seed_loop_threaded", "speedup_vs_per_seed_loop_threaded"),
+            ("jax_per_seed_loop", "speedup_vs_jax_per_seed_loop"),
+        ):
+            name = name + "_by_dtype" + suffix
             result[name] = {}
             for dtype in sorted({r["dtype"] for r in result["records"]}):
                 ours, theirs = rates("specjax", dtype, field), rates(impl, dtype, field)
@@ -547,6 +560,8 @@ def print_table(result: dict) -> None:
     for suffix, what in (("", "wall clock"), ("_cpu", "per CPU-second")):
         print(f"[{what}] speedup vs per-seed torch loop, all cores, sweep-weighted: ", end="")
         print({k: round(v, 1) for k, v in result["speedup_vs_per_seed_loop_by_dtype" + suffix].items()})
+        print(f"[{what}] speedup vs per-seed torch loop, one process with torch's threads: ", end="")
+        print({k: round(v, 1) for k, v in result["speedup_vs_per_seed_loop_threaded_by_dtype" + suffix].items()})
         print(f"[{what}] speedup vs per-seed jax loop: ", end="")
         print({k: round(v, 1) for k, v in result["speedup_vs_jax_per_seed_loop_by_dtype" + suffix].items()})
         for dtype, est in result.get("full_sweep_estimate_s" + suffix, {}).items():

@@ -37,6 +37,8 @@ def test_bench_tiny_workload_with_torch_baseline(tmp_path):
     result = _bench(tmp_path, "--over_realization=1,2")
     impls = {r["implementation"] for r in result["records"]}
     if "torch_per_seed_loop" in impls:
+        assert {"torch_per_seed_loop_1core", "torch_per_seed_loop_threaded"} <= impls
         assert result["speedup_vs_per_seed_loop"] > 0
+        assert result["speedup_vs_per_seed_loop_threaded_by_dtype"]["float64"] > 0
     else:
         assert any("torch" in note for note in result["notes"])
