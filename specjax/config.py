@@ -81,7 +81,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.memory_budget_gb = 8.0  # runs whose data exceed this train one after the other in waves
     c.record_corr = "snapshots"  # full correlation matrices at 'snapshots' only, or at 'all' evaluations
     c.snapshot_epochs = ()  # extra epochs (besides first and last) at which parameters and correlations are kept
-    c.checkpoint = True  # checkpoint after every chunk (resume by re-running)
+    c.checkpoint = True  # checkpoint between chunks (resume by re-running)
+    c.checkpoint_every_s = 60.0  # at most one checkpoint per this many seconds (0: after every chunk)
     return c
 
 
@@ -199,6 +200,9 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     for field in ("teacher_bias", "slope"):
         _check_scalar(cfg, field)
     _check_scalar(cfg, "memory_budget_gb", positive=True)
+    _check_scalar(cfg, "checkpoint_every_s")
+    if cfg.checkpoint_every_s < 0:
+        _fail("checkpoint_every_s", f"must be >= 0, got {cfg.checkpoint_every_s!r}")
     for field in ("use_bias", "checkpoint"):
         if not isinstance(cfg[field], bool):
             _fail(field, f"must be True or False, got {cfg[field]!r}")

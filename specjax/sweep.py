@@ -165,6 +165,17 @@ def provenance() -> dict:
 
 #: What a sweep writes at the top of its workdir besides ``config.json``; ``--overwrite`` removes exactly these.
 WORKDIR_DIRS = ("checkpoints", "results")
+#: Config fields that do not change a sweep's results: a workdir is resumed even if they differ.
+RESUME_INDEPENDENT_FIELDS = ("checkpoint_every_s",)
+
+
+def _resume_identity(plain_config: dict | None) -> dict | None:
+    """The config without :data:`RESUME_INDEPENDENT_FIELDS`, for comparing a workdir's sweep with the asked one."""
+    if plain_config is None:
+        return None
+    return {k: v for k, v in plain_config.items() if k not in RESUME_INDEPENDENT_FIELDS}
+
+
 WORKDIR_FILES = ("summary.json", "success_rate.png", "success_rate.pdf")
 
 
@@ -237,7 +248,8 @@ def prepare_workdir(
     if workdir.exists() and not workdir.is_dir():
         raise SweepError(f"{workdir}: workdir exists and is not a directory")
     cfg_path = workdir / "config.json"
-    wanted = config_lib.to_plain(cfg)
+    plain = config_lib.to_plain(cfg)
+    wanted = _resume_identity(plain)
     if not cfg_path.exists() and workdir.is_dir():
         foreign = sorted(p.name for p in workdir.iterdir() if not p.name.startswith("."))
         if foreign:
@@ -247,7 +259,7 @@ def prepare_workdir(
             )
     if cfg_path.exists() and not overwrite:
         try:
-            held = store.load_json(cfg_path).get("config")
+            held = _resume_identity(store.load_json(cfg_path).get("config"))
         except store.StoreError as e:
             raise SweepError(f"{e}; use --overwrite to start fresh") from None
         if held != wanted:
@@ -264,7 +276,7 @@ def prepare_workdir(
             shutil.rmtree(workdir / sub, ignore_errors=True)
         for name in WORKDIR_FILES:
             (workdir / name).unlink(missing_ok=True)
-    store.save_json(cfg_path, {"config": wanted, **provenance()})
+    store.save_json(cfg_path, {"config": plain, **provenance()})
     for sub in WORKDIR_DIRS:
         (workdir / sub).mkdir(exist_ok=True)
     for folder in (workdir, *(workdir / sub for sub in WORKDIR_DIRS)):
@@ -559,6 +571,7 @@ def train_wave(
             save_checkpoint(ckpt, states, history, 0, None, False, layout)
 
     prefix = f"[x{plan.over_realization} group {plan.index + 1}/{len(cfg.over_realization)}, wave {wave + 1}]"
+    last_checkpoint = time.monotonic()
     while chunks_done < total_chunks:
         t0 = time.perf_counter()
         warm = program.warm
@@ -576,8 +589,10 @@ def train_wave(
         jax.block_until_ready(states)
         progress.advance(n * chunk, step_cost(plan.spec), time.perf_counter() - t0, warm)
         program.warm = True
-        if ckpt is not None:
-            save_checkpoint(ckpt, states, history, chunks_done, pending, chunks_done == total_chunks, layout)
+        done = chunks_done == total_chunks
+        if ckpt is not None and (done or time.monotonic() - last_checkpoint >= cfg.checkpoint_every_s):
+            save_checkpoint(ckpt, states, history, chunks_done, pending, done, layout)
+            last_checkpoint = time.monotonic()
         if at_eval:
             epoch = chunks_done * chunk // cfg.steps_per_epoch
             progress.line(f"{prefix} epoch {epoch}/{cfg.epochs} | {plan.runs} runs")

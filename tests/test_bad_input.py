@@ -421,3 +421,11 @@ def test_cifar10_batches_missing_or_in_the_wrong_format(tmp_path):
         pickle.dump(os.system, f)  # a pickle that would call a function: refused, never executed
     with pytest.raises(ValueError, match=r"data_batch_1: not a CIFAR-10 python batch .*not allowed"):
         loader(folder, train_batch_names=("data_batch_1",))
+
+
+@pytest.mark.parametrize(
+    "value, pattern", [(-1.0, r"must be >= 0, got -1.0"), (float("inf"), r"must be a finite number")]
+)
+def test_bad_checkpoint_interval_is_refused(value, pattern):
+    with pytest.raises(config_lib.ConfigError, match=r"config\.checkpoint_every_s: " + pattern):
+        config_lib.validate(tiny_config(checkpoint_every_s=value))

@@ -212,6 +212,25 @@ def test_interrupted_in_process_resumes_bit_identical(tmp_path, reference, mesh)
         np.testing.assert_array_equal(result.arrays[0][k], v, strict=True)
 
 
+def test_checkpoint_interval_limits_writes_and_is_not_part_of_the_identity(tmp_path, reference, mesh, monkeypatch):
+    """With ``checkpoint_every_s`` longer than the sweep, a wave is checkpointed only at its start and its end (not
+    after each of its 8 chunks); an interrupted sweep resumes from the start checkpoint under another interval and
+    gives the same bits."""
+    saved = []
+    real_save = sweep.save_checkpoint
+    monkeypatch.setattr(sweep, "save_checkpoint", lambda path, *a: saved.append(a[2]) or real_save(path, *a))
+    wd = tmp_path / "wd"
+    with pytest.raises(Interrupt):
+        sweep.run_sweep(small_config(checkpoint_every_s=1e9), wd, progress=interrupt_after(2), mesh=mesh)
+    assert saved == [0]  # chunks_done of each write: the start only, although 4 chunks (2 epochs) had run
+    saved.clear()
+    lines = []
+    sweep.run_sweep(small_config(checkpoint_every_s=0.0), wd, progress=lines.append, mesh=mesh)
+    assert any(line.startswith("resuming checkpoints/group0_wave0.npz: at chunk 0/8") for line in lines), lines
+    assert saved == list(range(1, 9))
+    assert_same_results(reference[0], wd)
+
+
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     return {
         str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
