@@ -517,9 +517,16 @@ class Progress:
         self.emit(f"{prefix} | {pct:5.1f}% | {rate_s} | ETA {eta_s}")
 
 
+#: Per-run-step overhead of the ETA's cost model, in FLOP-equivalents. Fitted to the paper's float64 two-layer
+#: sweep on the 2-core CPU (2026-11-23, with per-epoch evaluation): 10.3 / 15.0 / 30.8 / 56.5 us per run-step at
+#: 0.22 / 0.45 / 1.12 / 2.24 MFLOP (over-realization 1 / 2 / 5 / 10) is 5.2 us + 22.9 ps per FLOP, i.e. an overhead
+#: worth ~225k FLOPs. (The earlier 64k made the ETA measured on the first, narrowest group 20 % too long.)
+STEP_OVERHEAD_FLOPS = 225_000
+
+
 def step_cost(spec: Spec) -> float:
-    """Relative cost of one run-step for the ETA: its FLOPs plus a fixed per-step overhead (~ 64k FLOPs)."""
-    return float(flops_per_step(spec) + 65536)
+    """Relative cost of one run-step for the ETA: its FLOPs plus :data:`STEP_OVERHEAD_FLOPS`."""
+    return float(flops_per_step(spec) + STEP_OVERHEAD_FLOPS)
 
 
 def train_wave(
