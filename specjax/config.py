@@ -140,12 +140,14 @@ def _check_numbers(cfg, field: str, positive: bool = False, nonnegative: bool = 
             _fail(field, f"values must be >= 0, got {v!r}")
 
 
-def _check_scalar(cfg, field: str, positive: bool = False) -> None:
+def _check_scalar(cfg, field: str, positive: bool = False, nonnegative: bool = False) -> None:
     v = cfg[field]
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         _fail(field, f"must be a finite number, got {v!r}")
     if positive and v <= 0:
         _fail(field, f"must be > 0, got {v!r}")
+    if nonnegative and v < 0:
+        _fail(field, f"must be >= 0, got {v!r}")
 
 
 def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -200,9 +202,7 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     for field in ("teacher_bias", "slope"):
         _check_scalar(cfg, field)
     _check_scalar(cfg, "memory_budget_gb", positive=True)
-    _check_scalar(cfg, "checkpoint_every_s")
-    if cfg.checkpoint_every_s < 0:
-        _fail("checkpoint_every_s", f"must be >= 0, got {cfg.checkpoint_every_s!r}")
+    _check_scalar(cfg, "checkpoint_every_s", nonnegative=True)
     for field in ("use_bias", "checkpoint"):
         if not isinstance(cfg[field], bool):
             _fail(field, f"must be True or False, got {cfg[field]!r}")

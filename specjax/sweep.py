@@ -165,6 +165,8 @@ def provenance() -> dict:
 
 #: What a sweep writes at the top of its workdir besides ``config.json``; ``--overwrite`` removes exactly these.
 WORKDIR_DIRS = ("checkpoints", "results")
+WORKDIR_FILES = ("summary.json", "success_rate.png", "success_rate.pdf")
+
 #: Config fields that do not change a sweep's results: a workdir is resumed even if they differ.
 RESUME_INDEPENDENT_FIELDS = ("checkpoint_every_s",)
 
@@ -174,9 +176,6 @@ def _resume_identity(plain_config: dict | None) -> dict | None:
     if plain_config is None:
         return None
     return {k: v for k, v in plain_config.items() if k not in RESUME_INDEPENDENT_FIELDS}
-
-
-WORKDIR_FILES = ("summary.json", "success_rate.png", "success_rate.pdf")
 
 
 class _WorkdirLock:
@@ -230,7 +229,8 @@ def prepare_workdir(
     """Makes the workdir ready for ``cfg``: resume, refuse, or (``overwrite``) start fresh; writes ``config.json``.
 
     * A new or empty folder is used as is.
-    * A folder holding ``config.json`` with the same config is resumed (its checkpoints are kept).
+    * A folder holding ``config.json`` with the same config (up to :data:`RESUME_INDEPENDENT_FIELDS`) is resumed
+      (its checkpoints are kept).
     * A folder holding another config, or an unreadable ``config.json``, is refused unless ``overwrite``, which
       deletes exactly what a sweep writes (:data:`WORKDIR_DIRS`, :data:`WORKDIR_FILES`) and nothing else.
     * A non-empty folder without ``config.json`` is always refused: it is not a sweep's, and nothing in it is
