@@ -1,28 +1,18 @@
 """specjax: teacher-student training dynamics of deep ReLU networks in JAX (Tian, ICML 2020).
 
-The library modules re-exported here are pure JAX/NumPy. Plotting (``specjax.plots``, ``specjax.figures``), the
-convolutional real-data experiment (``specjax.realdata``, Flax) and the benchmark (``specjax.bench``) are imported
-explicitly by name.
+Subpackages: :mod:`specjax.core` (networks, teachers, data, metrics), :mod:`specjax.engine` (a run as pure
+functions and its compiled program), :mod:`specjax.sweep` (plan, train, record, checkpoint, summary),
+:mod:`specjax.theory` (closed forms, Lemma 1, theorem reports, population flow). Plotting and figures
+(:mod:`specjax.figures`), the convolutional real-data experiment (:mod:`specjax.realdata`, Flax) and the benchmark
+(:mod:`specjax.bench`) are imported explicitly by name.
 """
 
-from specjax import (
-    analysis,
-    config,
-    data,
-    lemma1,
-    metrics,
-    networks,
-    population,
-    store,
-    sweep,
-    teachers,
-    theory,
-    train,
-)
+from specjax import config, core, engine, errors, store, sweep, theory
 from specjax.config import default_config
-from specjax.networks import Hidden, Params, apply, forward
+from specjax.core.networks import Hidden, Params, apply, forward
+from specjax.engine import Hparams, Program, Spec, seed_key
+from specjax.errors import SpecjaxError
 from specjax.sweep import SweepResult, load_results, run_sweep
-from specjax.train import Hparams, Program, Spec, seed_key
 
 __all__ = [
     "Hidden",
@@ -30,26 +20,22 @@ __all__ = [
     "Params",
     "Program",
     "Spec",
+    "SpecjaxError",
     "SweepResult",
-    "analysis",
     "apply",
     "config",
-    "data",
+    "core",
     "default_config",
     "enable_float64",
+    "engine",
+    "errors",
     "forward",
-    "lemma1",
     "load_results",
-    "metrics",
-    "networks",
-    "population",
     "run_sweep",
     "seed_key",
     "store",
     "sweep",
-    "teachers",
     "theory",
-    "train",
 ]
 
 

@@ -1,9 +1,10 @@
-"""Command-line plumbing shared by ``python -m specjax.sweep``, ``specjax.figures`` and ``specjax.bench``.
+"""Command-line plumbing shared by ``python -m specjax.sweep``, ``specjax.figures``, ``specjax.bench`` and
+``specjax.launch``.
 
 Thin absl glue: CPU device set-up before JAX starts, flag parsing that turns every bad flag, config file or config
-field into one line on stderr and exit status 2, and a ``main`` wrapper that does the same for errors raised by the
-library before any compute (:class:`~specjax.config.ConfigError`, :class:`~specjax.sweep.SweepError`,
-:class:`~specjax.store.StoreError`).
+field into one line on stderr and exit status 2, and a ``main`` wrapper that does the same for every
+:class:`~specjax.errors.SpecjaxError` the library raises (and for file-system errors), and turns SIGINT/SIGTERM
+into one line and exit status 130/143.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sys
 from collections.abc import Callable
 
 from absl import app, flags
+
+from specjax.errors import SpecjaxError
 
 EXIT_USAGE = 2
 
@@ -42,7 +45,7 @@ def maybe_initialize_distributed(
     Arguments default to the environment variables ``SPECJAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0),
     ``SPECJAX_NUM_PROCESSES`` and ``SPECJAX_PROCESS_ID``; the command-line programs pass ``--coordinator_address``,
     ``--num_processes`` and ``--process_id``. Afterwards ``jax.devices()`` lists every host's devices and
-    :func:`specjax.train.make_mesh` spans them all. Must run before anything touches a JAX backend. Only the
+    :func:`specjax.engine.run.make_mesh` spans them all. Must run before anything touches a JAX backend. Only the
     single-process path is tested here (no second host).
 
     Returns:
@@ -144,7 +147,7 @@ def check_config_flag(argv: list[str], name: str = "config") -> None:
             node = node[part]
 
 
-class ConfigFlagError(ValueError):
+class ConfigFlagError(SpecjaxError):
     """A bad ``--config`` file or override, found before absl parses the flags."""
 
 
@@ -173,12 +176,11 @@ def flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
 
 
 def run(main: Callable[[list[str]], None], prog: str) -> None:
-    """``app.run`` with one-line errors for bad flags and for library errors raised before compute.
+    """``app.run`` with one-line errors for bad flags and for every :class:`~specjax.errors.SpecjaxError`.
 
-    Ctrl-C stops with one line and status 130; a sweep resumes from its last checkpoint when re-run.
+    SIGINT/SIGTERM stop with one line and status 130/143; a sweep resumes from its last checkpoint when re-run. A
+    file-system error that escaped the library (``OSError``) is also one line naming the path, status 2.
     """
-    from specjax.config import ConfigError
-    from specjax.store import StoreError
 
     def guarded(argv):
         from absl import logging
@@ -189,17 +191,16 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
             f = flags.FLAGS
             maybe_initialize_distributed(f.coordinator_address, f.num_processes, f.process_id)
             main(argv)
-        except (ConfigError, StoreError) as e:
+        except SpecjaxError as e:
             fail(prog, str(e))
-        except KeyboardInterrupt:
-            print(f"{prog}: interrupted; re-run the same command to resume", file=sys.stderr)
-            sys.exit(130)
-        except ValueError as e:
-            from specjax.sweep import SweepError
-
-            if isinstance(e, SweepError):
-                fail(prog, str(e))
-            raise
+        except KeyboardInterrupt as e:
+            status = getattr(e, "exit_status", 130)
+            name = "interrupted" if status == 130 else f"stopped by signal {status - 128}"
+            print(f"{prog}: {name}; re-run the same command to resume", file=sys.stderr, flush=True)
+            sys.exit(status)
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            fail(prog, f"{where}{e.strerror or e}")
 
     define_distributed_flags()
     app.run(guarded, flags_parser=flags_parser(prog))

@@ -18,20 +18,21 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import ml_collections
 
-from specjax.data import DISTRIBUTIONS
-from specjax.networks import ACTIVATIONS, DTYPES
-from specjax.teachers import LAST_TEACHER_INIT, WEIGHT_CHOICES
+from specjax.core.data import DISTRIBUTIONS
+from specjax.core.networks import ACTIVATIONS, DTYPES, LOSSES
+from specjax.core.teachers import LAST_TEACHER_INIT, WEIGHT_CHOICES
+from specjax.engine.run import HPARAM_DEFAULTS, Hparams
+from specjax.errors import ConfigError
 
 SHAPE_FIELDS = ("over_realization",)
-SWEPT_FIELDS = ("teacher_polarity", "lr", "data_std", "init_scale", "momentum", "weight_decay")
+#: The swept fields: declared once, as the fields of :class:`specjax.engine.Hparams`.
+SWEPT_FIELDS = Hparams._fields
 TEACHERS = ("two_layer", "deep")
 STUDENT_INITS = ("gaussian", "uniform")
 OPTIMIZERS = ("sgd", "gd", "momentum", "adam")
-LOSSES = ("half_sse", "mse")
 RECORD_CORR = ("snapshots", "all")
 
 
@@ -45,24 +46,24 @@ def default_config() -> ml_collections.ConfigDict:
     c.teacher_widths = (50, 75, 100, 125)  # deep teacher hidden widths, input to output
     c.c = 50  # output dimension C
     c.over_realization = (1, 2, 5, 10)  # student width = over_realization x teacher width (shape groups)
-    c.teacher_polarity = (0.0,)  # p of Eqn 13 (swept)
+    c.teacher_polarity = (HPARAM_DEFAULTS["teacher_polarity"],)  # p of Eqn 13 (swept)
     c.teacher_bias = -0.1  # two-layer teacher biases
     c.activation = "relu"
     c.slope = 0.1  # leaky-ReLU negative slope
     c.use_bias = True
     c.student_init = "gaussian"  # 'gaussian' N(0, init_scale^2), zero bias; 'uniform' +-1/sqrt(fan_in)
-    c.init_scale = (0.005,)  # swept
+    c.init_scale = (HPARAM_DEFAULTS["init_scale"],)  # swept
     c.init_last_teacher = "none"  # 'none', 'helpful', 'adversarial'
     # Data.
     c.data = "gaussian"  # 'gaussian' or 'uniform'
-    c.data_std = (1.5,)  # swept
+    c.data_std = (HPARAM_DEFAULTS["data_std"],)  # swept
     c.n_train = 10000  # 0 = fresh samples every step
     c.n_eval = 10000
     # Optimisation.
     c.optimizer = "sgd"  # 'sgd', 'gd' (full batch), 'momentum', 'adam'
-    c.lr = (0.01,)  # swept
-    c.momentum = (0.9,)  # swept; used by 'momentum'
-    c.weight_decay = (0.0,)  # swept
+    c.lr = (HPARAM_DEFAULTS["lr"],)  # swept
+    c.momentum = (HPARAM_DEFAULTS["momentum"],)  # swept; used by 'momentum'
+    c.weight_decay = (HPARAM_DEFAULTS["weight_decay"],)  # swept
     c.lr_schedule_epochs = ()  # piecewise-constant: at these epochs ...
     c.lr_schedule_scales = ()  # ... multiply the learning rate by these factors
     c.loss = "half_sse"  # 'half_sse' = 0.5 ||y* - y||^2 batch mean; 'mse' = mean over batch and outputs
@@ -84,25 +85,6 @@ def default_config() -> ml_collections.ConfigDict:
     c.checkpoint = True  # checkpoint between chunks (resume by re-running)
     c.checkpoint_every_s = 60.0  # at most one checkpoint per this many seconds (0: after every chunk)
     return c
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One point of the swept grid: a value for every field in :data:`SWEPT_FIELDS`."""
-
-    teacher_polarity: float
-    lr: float
-    data_std: float
-    init_scale: float
-    momentum: float
-    weight_decay: float
-
-    def as_dict(self) -> dict[str, float]:
-        return {f: getattr(self, f) for f in SWEPT_FIELDS}
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field."""
 
 
 def _fail(field: str, msg: str) -> None:
@@ -131,6 +113,8 @@ def _check_numbers(cfg, field: str, positive: bool = False, nonnegative: bool = 
     values = _as_tuple(cfg, field)
     if not values:
         _fail(field, "must hold at least one value")
+    if len(set(values)) != len(values):
+        _fail(field, f"values must be distinct (each would train the same runs twice), got {values!r}")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             _fail(field, f"values must be finite numbers, got {v!r}")
@@ -238,7 +222,7 @@ def _check_widths_realizable(cfg: ml_collections.ConfigDict) -> None:
     """Refuses teacher widths the paper's construction cannot realise.
 
     Each teacher layer draws ``fan_out`` pairwise-distinct non-zero filters of length ``fan_in`` from the nine
-    weight choices (:func:`specjax.teachers.distinct_choice_vectors`), which exist only if
+    weight choices (:func:`specjax.core.teachers.distinct_choice_vectors`), which exist only if
     ``fan_out <= 9**fan_in - 1``; otherwise the rejection loop would never end.
     """
     choices = len(WEIGHT_CHOICES)
@@ -259,9 +243,10 @@ def _check_widths_realizable(cfg: ml_collections.ConfigDict) -> None:
             )
 
 
-def settings_grid(cfg: ml_collections.ConfigDict) -> list[Setting]:
-    """The Cartesian product of the swept fields, in field order (last field fastest)."""
-    return [Setting(*combo) for combo in itertools.product(*(map(float, _as_tuple(cfg, f)) for f in SWEPT_FIELDS))]
+def settings_grid(cfg: ml_collections.ConfigDict) -> list[Hparams]:
+    """The Cartesian product of the swept fields, in field order (last field fastest); each point an
+    :class:`~specjax.engine.Hparams` of Python floats (``setting._asdict()`` gives a dict)."""
+    return [Hparams(*combo) for combo in itertools.product(*(map(float, _as_tuple(cfg, f)) for f in SWEPT_FIELDS))]
 
 
 def teacher_hidden_widths(cfg: ml_collections.ConfigDict) -> tuple[int, ...]:

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from specjax.errors import StoreError
+
 TMP_SUFFIX = ".tmp"
-
-
-class StoreError(ValueError):
-    """A result or checkpoint file is missing, corrupted, holds the wrong arrays, or cannot be written."""
 
 
 def _umask() -> int:

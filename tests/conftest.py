@@ -1,6 +1,8 @@
-"""Test set-up: float64 on, 4 fake CPU devices so sharding tests run on any machine, and a compilation cache.
+"""Test set-up: float64 on, implicit rank promotion an error, 4 fake CPU devices, and a compilation cache.
 
-All must happen before JAX creates its backend, hence at import time of this file. The persistent compilation
+All must happen before JAX creates its backend or any array, hence at import time of this file. With
+``jax_numpy_rank_promotion="raise"``, an operation between arrays of different ranks (``(n,) + (n, 1)``) fails
+instead of silently broadcasting: library code broadcasts explicitly. The persistent compilation
 cache lives in pytest's cache folder: tests that build the same program (same spec, same shapes) compile it once
 per session instead of once per test, and a second session on the same checkout starts warm.
 """
@@ -14,5 +16,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_compilation_cache_dir", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -1,4 +1,4 @@
-"""Observers, residues, matching and the Theorem-3/5 reports of specjax.analysis (THEORY.md sections 3-5).
+"""Observers, residues, matching and the Theorem-3/5 reports of specjax.theory.reports (THEORY.md sections 3-5).
 
 Exact identities are asserted at 1e-12 (float64); combinatorial results (matching, counts) exactly.
 """
@@ -10,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specjax import analysis, lemma1, networks
+from specjax.core import networks
+from specjax.theory import lemma1
+from specjax.theory import reports as analysis
 
 EXACT = 1e-12
 
@@ -109,7 +111,7 @@ def test_node_residues_give_exact_top_layer_gradients(widths):
     """Eqn 6: -dJ/dw_hat_j = R_j v_j and -dJ/dv_j = R_j^T w_hat_j at the top hidden layer (1e-12)."""
     student, teacher = make_net(0, widths[0]), make_net(1, widths[1])
     x = inputs(300, 5)
-    residues = jax.jit(analysis.node_residues, static_argnums=(3, 4, 5))(student, teacher, x, "relu", 0.0, 128)
+    residues = jax.jit(analysis.node_residues, static_argnums=(3, 4))(student, teacher, x, networks.RELU, 128)
     y = networks.apply(teacher, x)
     grads = jax.jit(jax.grad(networks.squared_error_loss))(student, x, y)
     (W, b), (V, _) = student[-2], student[-1]

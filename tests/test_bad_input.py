@@ -22,8 +22,11 @@ import pytest
 from test_resume import TINY, small_config, snapshot, tiny_config
 
 from specjax import config as config_lib
-from specjax import metrics, networks, store, sweep
-from specjax.train import make_mesh
+from specjax import store
+from specjax.core import metrics
+from specjax.core import networks
+from specjax import sweep
+from specjax.engine import make_mesh
 
 ROOT = Path(__file__).resolve().parents[1]
 PROG = "specjax.sweep: error: "
@@ -33,7 +36,7 @@ PROG = "specjax.sweep: error: "
 DRIVER = textwrap.dedent(
     """
     import json, os, signal, sys, traceback
-    import specjax.sweep
+    import specjax.sweep.__main__
     results = []
     for argv in json.load(sys.stdin):
         read_end, write_end = os.pipe()
@@ -46,7 +49,7 @@ DRIVER = textwrap.dedent(
             sys.argv = ["specjax.sweep", *argv]
             code = 0
             try:
-                specjax.sweep.run_cli()
+                specjax.sweep.__main__.run_cli()
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
             except BaseException:
@@ -308,7 +311,7 @@ def test_load_results_names_the_missing_or_damaged_file(tmp_path, real_checkpoin
     with pytest.raises(store.StoreError, match=r"results/group0\.npz: file not found"):
         sweep.load_results(wd)
     np.savez(wd / "results" / "group0.npz", something_else=np.zeros(2))
-    with pytest.raises(store.StoreError, match=r"group0\.npz: missing array\(s\) \['eval_loss', 'diverged_at'\]"):
+    with pytest.raises(store.StoreError, match=r"group0\.npz: missing array 'eval_epochs'"):
         sweep.load_results(wd)
     write(wd / "config.json", json.dumps({"config": {"lr": [-1.0]}}))
     with pytest.raises(store.StoreError, match=r"config\.json: config\.lr: values must be > 0"):
@@ -391,7 +394,7 @@ def test_forward_checks_also_fire_under_jit_and_vmap():
 
 def load_cifar10():
     """``load_cifar10`` from wherever the image-data module puts it; skips the test where it does not exist yet."""
-    for module in ("specjax.image_data", "specjax.realdata"):
+    for module in ("specjax.realdata.images", "specjax.realdata.experiment"):
         try:
             return importlib.import_module(module).load_cifar10
         except (ImportError, AttributeError):

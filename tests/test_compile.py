@@ -7,7 +7,7 @@ import numpy as np
 from test_sharding import tiny_config
 
 from specjax import sweep
-from specjax.train import make_mesh
+from specjax.engine import make_mesh
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # an XLA compilation
 CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"  # an executable loaded from the persistent cache (conftest.py)

@@ -9,7 +9,7 @@ import pytest
 from test_resume import small_config
 
 from specjax import sweep
-from specjax.train import make_mesh
+from specjax.engine import make_mesh
 
 GRID = dict(teacher_polarity=(0.0, 1.0), lr=(0.05, 0.1))  # 4 settings x 2 seeds = 8 runs
 # Accumulated over an evaluation interval; their summation order follows the chunking (see test_chunk_length).

@@ -8,7 +8,7 @@ import pytest
 from test_resume import small_config
 
 from specjax import sweep
-from specjax.train import make_mesh
+from specjax.engine import make_mesh
 
 DIVERGING_LR = 100.0  # with init scale 0.1 and data std 1.5, the weights overflow float64 within a few steps
 

@@ -1,7 +1,7 @@
 """The paper's figures at the ``test`` scale: each one builds, and its arrays show the paper's claim.
 
 One temporary workdir is shared by the module, so Figs. 9 and 10 (and the command-line test) reuse one sweep.
-The claims are checked on the reduced arrays (:mod:`specjax.figure_data`), never on pixels; the test-scale configs
+The claims are checked on the reduced arrays (:mod:`specjax.figures.numbers`), never on pixels; the test-scale configs
 were chosen so that each claim holds with a margin (numbers in the comments are the values measured).
 """
 
@@ -16,7 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specjax import figure_data, figures, networks, teachers
+from specjax.figures import numbers as figure_data
+from specjax.figures import drivers as figures
+from specjax.core import networks
+from specjax.core import teachers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,7 +128,7 @@ def test_population_flow_and_sgd_start_together_and_both_learn(make):
 
 
 def test_fig13_real_data_builds(make):
-    pytest.importorskip("specjax.plots_realdata")
+    pytest.importorskip("specjax.realdata.plot")
     out = make("13")
     assert_written(out)
     assert set(out.numbers["final_eval_accuracy"]) == {"1x", "2x"}
@@ -164,7 +167,7 @@ def test_expected_fan_out_norms_deep_equals_jacobian_norms():
         f = h
         for l in range(layer + 1, len(student) - 1):
             z = networks.dense(student[l], f)
-            f = z * networks.gate(hidden[l].pre)
+            f = z * networks.RELU.gate(hidden[l].pre)
         return networks.dense(student[-1], f)
 
     for layer in range(3):

@@ -9,19 +9,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specjax import lemma1, networks
+from specjax.core import networks
+from specjax.theory import lemma1
 
-# Jitted once (activation and slope static): eager dispatch would dominate the test time.
-statistics = jax.jit(lemma1.lemma1_statistics, static_argnums=(3, 4, 5))
-fan_out_norms_of = jax.jit(lemma1.effective_fan_out_norms, static_argnums=(2, 3))
+# Jitted once (activation static): eager dispatch would dominate the test time.
+statistics = jax.jit(lemma1.lemma1_statistics, static_argnums=(3, 4))
+fan_out_norms_of = jax.jit(lemma1.effective_fan_out_norms, static_argnums=(2,))
 
 EXACT = 1e-12
 STUDENT_WIDTHS = (6, 9, 7, 5, 4)  # THEORY.md section 8's 4-layer nets
 TEACHER_WIDTHS = (6, 4, 3, 3, 4)
-NETS = {  # name: (activation, slope, use_bias)
-    "relu": ("relu", 0.0, False),
-    "relu_bias": ("relu", 0.0, True),
-    "leaky_bias": ("leaky_relu", 0.1, True),
+NETS = {  # name: (activation, use_bias)
+    "relu": (networks.RELU, False),
+    "relu_bias": (networks.RELU, True),
+    "leaky_bias": (networks.leaky_relu(0.1), True),
 }
 
 
@@ -40,18 +41,18 @@ def inputs(count=64, d=6, seed=2):
 
 @pytest.fixture(scope="module", params=list(NETS))
 def nets(request):
-    activation, slope, use_bias = NETS[request.param]
-    return make_net(0, STUDENT_WIDTHS, use_bias), make_net(1, TEACHER_WIDTHS, use_bias), activation, slope
+    activation, use_bias = NETS[request.param]
+    return make_net(0, STUDENT_WIDTHS, use_bias), make_net(1, TEACHER_WIDTHS, use_bias), activation
 
 
-def autodiff_errors(student, teacher, x, activation, slope):
+def autodiff_errors(student, teacher, x, activation):
     """g_l = -dJ_x/dz_l by jax.grad with respect to an additive perturbation of every pre-activation."""
 
     def sample_loss(perturbations, xi):
         f = xi
         for layer, delta in zip(student[:-1], perturbations[:-1], strict=True):
-            f = networks.activate(networks.dense(layer, f) + delta, activation, slope)
-        r = networks.apply(teacher, xi, activation, slope) - (networks.dense(student[-1], f) + perturbations[-1])
+            f = activation(networks.dense(layer, f) + delta)
+        r = networks.apply(teacher, xi, activation) - (networks.dense(student[-1], f) + perturbations[-1])
         return 0.5 * jnp.sum(r * r)
 
     zeros = tuple(jnp.zeros(W.shape[1]) for W, _ in student)
@@ -59,32 +60,32 @@ def autodiff_errors(student, teacher, x, activation, slope):
     return tuple(-g for g in grads)
 
 
-def all_errors(student, teacher, x, activation, slope):
+def all_errors(student, teacher, x, activation):
     """One compiled program per net: autodiff, Lemma-1 and direct errors, and jax.grad of the batch loss."""
-    y = networks.apply(teacher, x, activation, slope)
+    y = networks.apply(teacher, x, activation)
     return (
-        autodiff_errors(student, teacher, x, activation, slope),
-        lemma1.lemma1_errors(student, teacher, x, activation, slope),
-        lemma1.backprop_errors(student, teacher, x, activation, slope),
-        jax.grad(networks.squared_error_loss)(student, x, y, activation, slope),
-        networks.forward(student, x, activation, slope)[1],
+        autodiff_errors(student, teacher, x, activation),
+        lemma1.lemma1_errors(student, teacher, x, activation),
+        lemma1.backprop_errors(student, teacher, x, activation),
+        jax.grad(networks.squared_error_loss)(student, x, y, activation),
+        networks.forward(student, x, activation)[1],
     )
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4))
-def errors_and_statistics(student, teacher, x, activation, slope):
+@functools.partial(jax.jit, static_argnums=(3,))
+def errors_and_statistics(student, teacher, x, activation):
     """Both programs fused, so each net compiles once: errors on ``x``, statistics on its first 40 rows."""
     return (
-        all_errors(student, teacher, x, activation, slope),
-        all_statistics(student, teacher, x[:40], activation, slope),
+        all_errors(student, teacher, x, activation),
+        all_statistics(student, teacher, x[:40], activation),
     )
 
 
 @pytest.fixture(scope="module")
 def computed(nets):
     """:func:`errors_and_statistics` of each net, computed once per net and shared by its tests."""
-    student, teacher, activation, slope = nets
-    return errors_and_statistics(student, teacher, inputs(), activation, slope)
+    student, teacher, activation = nets
+    return errors_and_statistics(student, teacher, inputs(), activation)
 
 
 def test_lemma1_errors_equal_autodiff_backprop(nets, computed):
@@ -138,20 +139,20 @@ def reference_stats_hs(student, teacher, student_gates, teacher_gates):
     return betas, hs
 
 
-def all_statistics(student, teacher, x, activation, slope):
+def all_statistics(student, teacher, x, activation):
     """One compiled program per net: statistics, per-sample matrices (student with itself), gates, diagonals."""
     return (
-        lemma1.lemma1_statistics(student, teacher, x, activation, slope),
-        lemma1.lemma1_matrices(student, student, x, activation, slope),
-        lemma1.hidden_gates(student, x, activation, slope)[0],
-        lemma1.hidden_gates(teacher, x, activation, slope)[0],
-        lemma1.effective_fan_out_norms(student, x, activation, slope),
-        lemma1.mean_alpha(student, teacher, x, activation, slope),
+        lemma1.lemma1_statistics(student, teacher, x, activation),
+        lemma1.lemma1_matrices(student, student, x, activation),
+        lemma1.hidden_gates(student, x, activation)[0],
+        lemma1.hidden_gates(teacher, x, activation)[0],
+        lemma1.effective_fan_out_norms(student, x, activation),
+        lemma1.mean_alpha(student, teacher, x, activation),
     )
 
 
 def test_statistics_equal_reference_recursion_and_per_sample_means(nets, computed):
-    student, teacher, activation, slope = nets
+    student, teacher, activation = nets
     x = inputs()[:40]
     stats, matrices, gates, teacher_gates, fan_out_norms, mean_alpha = computed[1]
     betas, hs = reference_stats_hs(student, teacher, gates, teacher_gates)
@@ -174,8 +175,8 @@ def test_statistics_equal_reference_recursion_and_per_sample_means(nets, compute
 def test_chunked_statistics_equal_one_pass():
     student, teacher = make_net(0, STUDENT_WIDTHS, True), make_net(1, TEACHER_WIDTHS, True)
     x = inputs(50)
-    one_pass = statistics(student, teacher, x, "relu", 0.0, None)
-    chunked = statistics(student, teacher, x, "relu", 0.0, 16)  # 4 chunks, the last padded
+    one_pass = statistics(student, teacher, x, networks.RELU, None)
+    chunked = statistics(student, teacher, x, networks.RELU, 16)  # 4 chunks, the last padded
     for a, b in zip(jax.tree.leaves(one_pass), jax.tree.leaves(chunked), strict=True):
         np.testing.assert_allclose(a, b, atol=EXACT)
 
@@ -184,12 +185,12 @@ def test_two_layer_alpha_is_fan_out_overlap():
     """Two layers: A_1 = W_2 W_2*^T (no x-dependence) and sqrt(E beta_kk) = ||v_k||."""
     student, teacher = make_net(3, (5, 7, 3), True), make_net(4, (5, 2, 3), True)
     x = inputs(30, 5)
-    stats = statistics(student, teacher, x, "relu", 0.0, None)
+    stats = statistics(student, teacher, x, networks.RELU, None)
     np.testing.assert_allclose(
         stats.betas_st[0][:-1, :-1], np.asarray(student[1][0]) @ np.asarray(teacher[1][0]).T, atol=EXACT
     )
     np.testing.assert_allclose(
-        fan_out_norms_of(student, x, "relu", 0.0)[0], np.linalg.norm(student[1][0], axis=1), atol=EXACT
+        fan_out_norms_of(student, x, networks.RELU)[0], np.linalg.norm(student[1][0], axis=1), atol=EXACT
     )
 
 
@@ -200,6 +201,6 @@ def test_statistics_vmap_over_runs_equals_loop():
     x = inputs(20, 5)
     batched = jax.jit(jax.vmap(lemma1.lemma1_statistics, (0, None, None)))(stacked, teacher, x)
     for r, student in enumerate(runs):
-        single = statistics(student, teacher, x, "relu", 0.0, None)
+        single = statistics(student, teacher, x, networks.RELU, None)
         for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(single), strict=True):
             np.testing.assert_allclose(a[r], b, atol=EXACT, err_msg="vmapped run equals its own call")

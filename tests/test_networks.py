@@ -5,23 +5,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specjax import networks, teachers
+from specjax.core import networks, teachers
 
 
 def _net(key, widths, use_bias=True):
     return teachers.gaussian_student(key, widths, 0.5, use_bias, jnp.float64)
 
 
-@pytest.mark.parametrize("activation,slope", [("relu", 0.0), ("leaky_relu", 0.1), ("linear", 0.0)])
-def test_forward_shapes_and_identity(activation, slope):
+@pytest.mark.parametrize("activation", [networks.RELU, networks.leaky_relu(0.1), networks.LINEAR], ids=str)
+def test_forward_shapes_and_identity(activation):
     widths = (6, 9, 7, 4)
     params = _net(jax.random.key(0), widths)
     x = jax.random.normal(jax.random.key(1), (5, 6), jnp.float64)
-    out, hidden = networks.forward(params, x, activation, slope)
+    out, hidden = networks.forward(params, x, activation)
     assert out.shape == (5, 4)
     assert [h.post.shape for h in hidden] == [(5, 9), (5, 7)]
     for h in hidden:  # sigma(z) = sigma'(z) z, the identity the framework rests on
-        np.testing.assert_allclose(h.post, networks.gate(h.pre, activation, slope) * h.pre, atol=0)
+        np.testing.assert_allclose(h.post, activation.gate(h.pre) * h.pre, atol=0)
     assert networks.widths(params) == widths
 
 
@@ -36,21 +36,21 @@ def test_float32_default_and_float64_guard():
     with pytest.raises(ValueError, match="dtype"):
         networks.resolve_dtype("float16")
     with pytest.raises(ValueError, match="activation"):
-        networks.activate(jnp.ones(2), "tanh")
+        networks.Activation.from_config("tanh")
 
 
 @pytest.mark.parametrize(
-    "activation,slope,use_bias", [("relu", 0.0, False), ("relu", 0.0, True), ("leaky_relu", 0.1, True)]
+    "activation,use_bias", [(networks.RELU, False), (networks.RELU, True), (networks.leaky_relu(0.1), True)]
 )
-def test_weight_gradient_is_outer_product_of_activation_and_backprop_signal(activation, slope, use_bias):
+def test_weight_gradient_is_outer_product_of_activation_and_backprop_signal(activation, use_bias):
     """dJ/dW_l = -E[f_{l-1} g_l^T] with g_L = f* - f, g_{l-1} = D_{l-1} W_l g_l; float64, to 1e-13."""
     k1, k2, k3 = jax.random.split(jax.random.key(3), 3)
     widths = (6, 9, 7, 5, 4)
     params = _net(k1, widths, use_bias)
     x = jax.random.normal(k2, (64, 6), jnp.float64)
     y = jax.random.normal(k3, (64, 4), jnp.float64)
-    grads = jax.grad(networks.squared_error_loss)(params, x, y, activation, slope)
-    out, hidden = networks.forward(params, x, activation, slope)
+    grads = jax.grad(networks.squared_error_loss)(params, x, y, activation)
+    out, hidden = networks.forward(params, x, activation)
     g = y - out  # (B, C)
     inputs = [x] + [h.post for h in hidden]
     for l in range(len(params) - 1, -1, -1):
@@ -60,7 +60,7 @@ def test_weight_gradient_is_outer_product_of_activation_and_backprop_signal(acti
         if use_bias:
             np.testing.assert_allclose(grads[l][1], -g.mean(0), atol=1e-13)
         if l > 0:
-            g = networks.gate(hidden[l - 1].pre, activation, slope) * (g @ W.T)
+            g = activation.gate(hidden[l - 1].pre) * (g @ W.T)
 
 
 def test_mse_convention_is_2_over_C_times_half_sse_gradient():

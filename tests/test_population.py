@@ -1,4 +1,4 @@
-"""Exact population gradient flow (specjax.population) against the theory it should obey (THEORY.md 5-6).
+"""Exact population gradient flow (specjax.theory.population) against the theory it should obey (THEORY.md 5-6).
 
 Tolerances are stated per assertion: conservation laws are checked through their drift's dependence on the step
 (RK4: ~dt^4, GD: ~eta), adaptive integration at rtol 1e-10 to 1e-7, Theorem 7's identity to 1e-8 (relative).
@@ -9,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specjax import population, theory, train
+from specjax import engine as train
+from specjax.theory import closed_forms as theory
+from specjax.theory import population
 
 DATA_STD = 1.5
 

@@ -16,8 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specjax import convnets, image_data, realdata
-from specjax.plots_realdata import plot_figure13
+from specjax.realdata import convnets
+from specjax.realdata import images as image_data
+from specjax.realdata import experiment as realdata
+from specjax.realdata.plot import plot_figure13
 
 # The ``small`` scale trimmed to fit the test budget: 1x and 5x students, 10 epochs.
 TEST_CONFIG = dataclasses.replace(realdata.CONV_EXPERIMENT_SCALES["small"], over_realizations=(1, 5), student_epochs=10)

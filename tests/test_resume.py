@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specjax import store, sweep
-from specjax.train import make_mesh
+from specjax import store
+from specjax import sweep
+from specjax.sweep import checkpoint
+from specjax.engine import make_mesh
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "experiments" / "configs" / "tiny.py"
@@ -217,8 +219,8 @@ def test_checkpoint_interval_limits_writes_and_is_not_part_of_the_identity(tmp_p
     after each of its 8 chunks); an interrupted sweep resumes from the start checkpoint under another interval and
     gives the same bits."""
     saved = []
-    real_save = sweep.save_checkpoint
-    monkeypatch.setattr(sweep, "save_checkpoint", lambda path, *a: saved.append(a[2]) or real_save(path, *a))
+    real_save = checkpoint.save_checkpoint
+    monkeypatch.setattr(checkpoint, "save_checkpoint", lambda path, *a: saved.append(a[2]) or real_save(path, *a))
     wd = tmp_path / "wd"
     with pytest.raises(Interrupt):
         sweep.run_sweep(small_config(checkpoint_every_s=1e9), wd, progress=interrupt_after(2), mesh=mesh)

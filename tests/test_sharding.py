@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from specjax import sweep
-from specjax.train import Hparams, Program, Spec, make_mesh, seed_key
+from specjax.engine import Hparams, Program, Spec, make_mesh, seed_key
 
 TINY = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "tiny.py"
 

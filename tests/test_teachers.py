@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specjax import teachers
-from specjax.data import sample_inputs
+from specjax.core import teachers
+from specjax.core.data import sample_inputs
 
 
 def test_distinct_choice_vectors_are_distinct_nonzero_and_from_the_choices():
@@ -37,7 +37,7 @@ def test_deep_teacher_nodes_half_active_and_outputs_standardised():
     params = teachers.deep_teacher(jax.random.key(3), 20, (12, 15, 9), 7, x, 1.0, dtype=jnp.float64)
     for frac in teachers.hidden_activity(params, x):
         np.testing.assert_allclose(frac, 0.5, atol=1.0 / 2048)  # median tuning: half of the tuning inputs
-    from specjax.networks import apply
+    from specjax.core.networks import apply
 
     out = apply(params, x)
     np.testing.assert_allclose(out.mean(0), 0.0, atol=1e-10)

@@ -1,4 +1,4 @@
-"""Closed forms of specjax.theory against Monte Carlo and autodiff (THEORY.md sections 5, 6 and 8).
+"""Closed forms of specjax.theory.closed_forms against Monte Carlo and autodiff (THEORY.md sections 5, 6 and 8).
 
 Monte Carlo checks use 10^6 float64 samples and pass when every component's z-score
 ``(MC - closed form) / standard error`` is at most 4 (THEORY.md section 8's criterion); exact identities are
@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specjax import networks, theory
+from specjax.core import networks
+from specjax.theory import closed_forms as theory
 
 # Jitted once per module: eager dispatch of the many small ops would dominate the test time.
 population_loss = jax.jit(theory.population_loss)

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from specjax import data as data_lib
-from specjax import networks
-from specjax.train import Hparams, Program, Spec, init_run, loss_fn, make_mesh, seed_key, train_steps
+from specjax.core import data as data_lib
+from specjax.core import networks
+from specjax.engine import Hparams, Program, Spec, init_run, loss_fn, make_mesh, seed_key, train_steps
 
 SPEC = Spec(d=8, teacher_widths=(3,), c=4, over_realization=2, n_train=128, n_eval=64, batch_size=8)
 
@@ -72,7 +72,7 @@ def test_sgd_update_equals_minus_lr_times_grad_of_the_loss():
 def test_optimizers_are_optax_and_schedule_applies():
     import dataclasses
 
-    from specjax.train import make_optimizer
+    from specjax.engine.run import make_optimizer
 
     hp = jax.tree.map(lambda a: a[0], Hparams.broadcast(1, lr=0.2, momentum=0.9, weight_decay=0.01))
     params = {"w": jnp.ones(3)}

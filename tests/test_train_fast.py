@@ -1,4 +1,4 @@
-"""The engine's fast path (specjax.train): hand-written backprop, chunk batch indices, evaluation correlation."""
+"""The engine's fast path (specjax.engine.run): hand-written backprop, chunk batch indices, evaluation correlation."""
 
 import dataclasses
 
@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specjax import data as data_lib
-from specjax import metrics, teachers
-from specjax.train import (
+from specjax.core import data as data_lib
+from specjax.core import metrics, networks, teachers
+from specjax.engine.run import (
     Hparams,
     Spec,
     chunk_batch_indices,
@@ -28,8 +28,8 @@ BASE = Spec(d=6, teacher_widths=(4,), c=3, over_realization=2, n_train=64, n_eva
     [
         {},
         {"loss": "mse"},
-        {"activation": "leaky_relu", "use_bias": False},
-        {"activation": "linear"},
+        {"activation": networks.leaky_relu(0.1), "use_bias": False},
+        {"activation": networks.LINEAR},
         {"teacher": "deep", "teacher_widths": (5, 4, 3), "student_init": "uniform"},
     ],
     ids=["two_layer", "mse", "leaky_no_bias", "linear", "deep"],

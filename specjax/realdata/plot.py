@@ -1,6 +1,6 @@
 """Figure 13 analogue: the convolutional teacher-student experiment on real images (THEORY.md section 7).
 
-:func:`plot_figure13` draws the arrays that :func:`specjax.realdata.run_conv_experiment` returns: one panel per conv
+:func:`plot_figure13` draws the arrays that :func:`specjax.realdata.experiment.run_conv_experiment` returns: one panel per conv
 layer with the mean over active teacher channels of :math:`\\max_k\\rho_{jk}` against epoch, one line per
 over-realization (mean over seeds, shaded from the lowest to the highest seed), and a last panel with eval accuracy
 beside the pruned teacher's.
@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from specjax.plots import save  # noqa: E402
+from specjax.figures.plots import save  # noqa: E402
 
 
 def _band(axis, epochs: np.ndarray, per_seed: np.ndarray, color, label: str) -> None:
@@ -31,7 +31,7 @@ def plot_figure13(results: Mapping[str, np.ndarray], path_prefix: str | Path, ti
     """Mean best correlation per layer over epochs for each over-realization, and eval accuracy.
 
     Args:
-      results: the dict of :func:`specjax.realdata.run_conv_experiment` (or the same arrays loaded from ``.npz``);
+      results: the dict of :func:`specjax.realdata.experiment.run_conv_experiment` (or the same arrays loaded from ``.npz``);
         uses ``epoch`` ``(E + 1,)``, ``over_realization`` ``(R,)``, ``mean_best_correlation`` ``(R, S, E + 1, L)``,
         ``eval_accuracy`` ``(R, S, E + 1)``, ``kept_channels`` ``(L,)``, ``pruned_teacher_eval_accuracy``,
         ``teacher_eval_accuracy``.

@@ -2,7 +2,7 @@
 
 Every constructor is a pure function of a PRNG key and array-valued settings (``teacher_polarity``, ``init_scale``,
 ...), so it can be vmapped over seeds and settings. Shapes are fixed by the integer arguments. Parameters use the
-layout of :mod:`specjax.networks`: ``W`` is ``(fan_in, fan_out)``; column ``k`` is node ``k``'s filter and row ``k``
+layout of :mod:`specjax.core.networks`: ``W`` is ``(fan_in, fan_out)``; column ``k`` is node ``k``'s filter and row ``k``
 of the next layer's ``W`` is node ``k``'s fan-out.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from specjax.networks import Params, activate, dense
+from specjax.core.networks import RELU, Activation, Params, dense
 
 Array = jax.Array
 
@@ -107,8 +107,7 @@ def deep_teacher(
     tuning_inputs: Array,
     teacher_polarity: Array = 0.0,
     bias_range: float = 0.5,
-    activation: str = "relu",
-    slope: float = 0.0,
+    activation: Activation = RELU,
     use_bias: bool = True,
     dtype=jnp.float32,
 ) -> Params:
@@ -130,7 +129,7 @@ def deep_teacher(
       tuning_inputs: ``(N, d)`` sample used for bias tuning and output standardisation (the reference's eval set).
       teacher_polarity: :math:`p`.
       bias_range: half-width of the initial uniform biases.
-      activation, slope: hidden activation.
+      activation: hidden activation.
       use_bias: must be ``True`` for median tuning to make sense; ``False`` skips steps 4-5's bias parts.
       dtype: float dtype.
 
@@ -155,7 +154,7 @@ def deep_teacher(
         if use_bias:
             b = b - jnp.median(f @ W + b, axis=0)
             layer[1] = b
-        f = activate(f @ W + b, activation, slope)
+        f = activation(f @ W + b)
     W, b = layers[-1]
     out = f @ W + b
     std = jnp.std(out, axis=0)
@@ -221,12 +220,12 @@ def steer_to_last_teacher(student: Params, teacher: Params, mode: str) -> Params
     return ((W, b), *rest)
 
 
-def hidden_activity(params: Params, x: Array, activation: str = "relu", slope: float = 0.0) -> tuple[Array, ...]:
+def hidden_activity(params: Params, x: Array, activation: Activation = RELU) -> tuple[Array, ...]:
     """Fraction of inputs on which each hidden node is active (pre-activation > 0); one ``(n_l,)`` per layer."""
     out = []
     f = x
     for layer in params[:-1]:
         z = dense(layer, f)
         out.append(jnp.mean(z > 0, axis=0))
-        f = activate(z, activation, slope)
+        f = activation(z)
     return tuple(out)

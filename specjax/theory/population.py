@@ -1,7 +1,7 @@
 """Exact population gradient flow of the two-layer ReLU net, and the same start trained by SGD (THEORY.md 5-6).
 
 Under :math:`x\\sim N(0,s^2I_d)` with a bias-free hidden layer, the population gradient
-:math:`\\dot{\\mathcal W}=-\\nabla J` has the closed form :func:`specjax.theory.population_negative_gradient`
+:math:`\\dot{\\mathcal W}=-\\nabla J` has the closed form :func:`specjax.theory.closed_forms.population_negative_gradient`
 ("angle-based dynamics": every term is a function of angles and norms, Theorem 6). This module integrates it on
 device:
 
@@ -12,11 +12,11 @@ device:
   records every student's angle to every teacher and the norms :math:`\\|w_j\\|`, :math:`\\|v_j\\|` over time.
   Vmap it over initial conditions: ``jax.jit(jax.vmap(flow, in_axes=(0, None, None, None)))(students0, teacher,
   s, t)``.
-* :func:`make_sgd_flow_comparison`: trains a run of the engine (:mod:`specjax.train`) with SGD on its finite data
+* :func:`make_sgd_flow_comparison`: trains a run of the engine (:mod:`specjax.engine.run`) with SGD on its finite data
   and integrates the population flow from the *same* initial student, both recorded on one time axis
   :math:`t=\\eta\\cdot\\text{steps}` (gradient flow is the :math:`\\eta\\to0` limit of GD/SGD in that time).
 
-Parameters use the :mod:`specjax.networks` layout: ``((W1 (d, n), None), (W2 (n, C), c (C,) or None))``.
+Parameters use the :mod:`specjax.core.networks` layout: ``((W1 (d, n), None), (W2 (n, C), c (C,) or None))``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from specjax import theory, train
-from specjax.networks import Params
+from specjax import engine as train
+from specjax.core import networks
+from specjax.core.networks import Params
+from specjax.theory import closed_forms as theory
 
 Array = jax.Array
 VectorField = Callable[[Array, object], object]
@@ -43,7 +45,7 @@ class FlowRecord(NamedTuple):
       angles: ``(T, n, m)`` angle :math:`\\angle(w_j,w^*_k)` between student ``j`` and teacher ``k``.
       weight_norms: ``(T, n)`` :math:`\\|w_j\\|`.
       fan_out_norms: ``(T, n)`` :math:`\\|v_j\\|`.
-      loss: ``(T,)`` population loss :func:`specjax.theory.population_loss` (exact, also for SGD iterates).
+      loss: ``(T,)`` population loss :func:`specjax.theory.closed_forms.population_loss` (exact, also for SGD iterates).
       students: the parameters with leading axis ``T``, or ``None`` if not kept.
     """
 
@@ -263,7 +265,7 @@ def _check_comparable(spec: train.Spec) -> None:
         problems.append("use_bias must be False (closed forms need a bias-free hidden layer)")
     if spec.data != "gaussian":
         problems.append("data must be 'gaussian'")
-    if spec.activation != "relu":
+    if spec.activation != networks.RELU:
         problems.append("activation must be 'relu'")
     if spec.optimizer not in ("sgd", "gd"):
         problems.append("optimizer must be 'sgd' or 'gd' (the flow is their small-step limit)")
@@ -282,8 +284,8 @@ def make_sgd_flow_comparison(
 ) -> Callable[[train.Hparams, Array], SgdFlowComparison]:
     """A pure ``compare(hp, key) -> SgdFlowComparison`` for one run of the engine; vmap it over keys/settings.
 
-    The run is built by :func:`specjax.train.init_run` from ``(spec, hp, key)`` -- teacher, finite training set and
-    initial student exactly as in a sweep -- and trained by :func:`specjax.train.train_steps` in
+    The run is built by :func:`specjax.engine.run.init_run` from ``(spec, hp, key)`` -- teacher, finite training set and
+    initial student exactly as in a sweep -- and trained by :func:`specjax.engine.run.train_steps` in
     ``num_records`` chunks of ``steps_per_record`` steps. The population flow starts from the same initial
     student and is integrated with RK4 (``flow_steps_per_record`` steps per record) to the same times.
 

@@ -1,10 +1,10 @@
 """The paper's figures, one command each: ``python -m specjax.figures --figure=N --workdir=DIR [--scale=small]``.
 
-For each figure (7, 8, 9, 10, 11, 12, 13, population) a driver gets its results from :mod:`specjax.figure_results`
+For each figure (7, 8, 9, 10, 11, 12, 13, population) a driver gets its results from :mod:`specjax.figures.cache`
 (the config ``experiments/configs/<name>.py:<scale>``; its sweep run through :func:`specjax.sweep.run_sweep`, or the
 population / real-data experiment, unless finished results are already in ``DIR/<name>-<scale>/``; an interrupted
-sweep resumes), reduces the arrays with :mod:`specjax.figure_data`, and draws the figure with :mod:`specjax.plots`,
-:mod:`specjax.plots_dynamics` or :mod:`specjax.plots_realdata`:
+sweep resumes), reduces the arrays with :mod:`specjax.figures.numbers`, and draws the figure with :mod:`specjax.figures.plots`,
+:mod:`specjax.figures.plots_dynamics` or :mod:`specjax.realdata.plot`:
 
 * ``DIR/fig<N>.png`` and ``.pdf``: the figure;
 * ``DIR/fig<N>.json``: the numbers behind it (the paper's claim in figures: success rates, L-shape statistics, ...);
@@ -18,15 +18,13 @@ CPU cores), ``paper`` (the paper's settings, THEORY.md section 7). Research code
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 from pathlib import Path
 
 import ml_collections
 import numpy as np
 
 from specjax import store
-from specjax.figure_results import (
+from specjax.figures.cache import (
     SCALES,
     FigureError,
     ProgressFn,
@@ -95,7 +93,8 @@ def _rounded(values, digits: int = 4) -> list:
 
 
 def _figure7(cfg, workdir: Path, directory: Path, progress: ProgressFn):
-    from specjax import figure_data, plots
+    from specjax.figures import numbers as figure_data
+    from specjax.figures import plots
 
     arrays, _, seconds, now = sweep_results(cfg, directory, progress)
     paths = plots.l_shape_figure(arrays, workdir / "fig7")
@@ -114,7 +113,8 @@ def _early_epoch(cfg) -> int:
 
 
 def _figure9(cfg, workdir: Path, directory: Path, progress: ProgressFn):
-    from specjax import figure_data, plots
+    from specjax.figures import numbers as figure_data
+    from specjax.figures import plots
 
     arrays, summary, seconds, now = sweep_results(cfg, directory, progress)
     early = _early_epoch(cfg)
@@ -137,7 +137,8 @@ def _figure9(cfg, workdir: Path, directory: Path, progress: ProgressFn):
 
 
 def _figure10(cfg, workdir: Path, directory: Path, progress: ProgressFn):
-    from specjax import figure_data, plots
+    from specjax.figures import numbers as figure_data
+    from specjax.figures import plots
 
     arrays, _, seconds, now = sweep_results(cfg, directory, progress)
     stats = [figure_data.log_loss_stats(a, cfg.c) for a in arrays]
@@ -158,7 +159,8 @@ def _figure10(cfg, workdir: Path, directory: Path, progress: ProgressFn):
 
 
 def _figure11(cfg, workdir: Path, directory: Path, progress: ProgressFn):
-    from specjax import figure_data, plots_dynamics
+    from specjax.figures import numbers as figure_data
+    from specjax.figures import plots_dynamics
 
     arrays, _, seconds, now = sweep_results(cfg, directory, progress)
     a = arrays[0]
@@ -180,7 +182,8 @@ def _figure11(cfg, workdir: Path, directory: Path, progress: ProgressFn):
 
 
 def _figure12(cfg, workdir: Path, directory: Path, progress: ProgressFn):
-    from specjax import figure_data, plots_dynamics
+    from specjax.figures import numbers as figure_data
+    from specjax.figures import plots_dynamics
 
     arrays, _, seconds, now = sweep_results(cfg, directory, progress)
     a = arrays[0]
@@ -206,7 +209,8 @@ def _figure12(cfg, workdir: Path, directory: Path, progress: ProgressFn):
 
 
 def _figure8(cfg, workdir: Path, directory: Path, progress: ProgressFn):
-    from specjax import figure_data, plots_dynamics
+    from specjax.figures import numbers as figure_data
+    from specjax.figures import plots_dynamics
 
     arrays, _, seconds, now = sweep_results(cfg, directory, progress)
     a = arrays[0]
@@ -239,7 +243,8 @@ def _figure8(cfg, workdir: Path, directory: Path, progress: ProgressFn):
 
 
 def _figure_population(cfg, workdir: Path, directory: Path, progress: ProgressFn):
-    from specjax import figure_data, plots_dynamics
+    from specjax.figures import numbers as figure_data
+    from specjax.figures import plots_dynamics
 
     results, seconds, now = population_results(cfg, directory, progress)
     sgd_cos, flow_cos = np.cos(results["sgd_angles"]).max(axis=-2), np.cos(results["flow_angles"]).max(axis=-2)
@@ -269,7 +274,7 @@ def _figure_population(cfg, workdir: Path, directory: Path, progress: ProgressFn
 
 def _within_seed_rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman correlation of two ``(N, m)`` arrays after ranking each seed's row separately (``inf`` last)."""
-    from specjax import figure_data
+    from specjax.figures import numbers as figure_data
 
     def ranks(x):
         return np.argsort(np.argsort(x, axis=-1, kind="stable"), axis=-1, kind="stable").ravel()
@@ -278,12 +283,12 @@ def _within_seed_rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _figure13(cfg, workdir: Path, directory: Path, progress: ProgressFn):
-    """Fig. 13 (real data) through :func:`specjax.realdata.run_conv_experiment`; plotted by
-    ``specjax.plots_realdata.plot_figure13`` (the real-data engineer's module)."""
+    """Fig. 13 (real data) through :func:`specjax.realdata.experiment.run_conv_experiment`; plotted by
+    ``specjax.realdata.plot.plot_figure13`` (the real-data engineer's module)."""
     try:
-        from specjax import plots_realdata
+        from specjax.realdata import plot as plots_realdata
     except ImportError as e:
-        raise FigureError(f"figure 13: plotting module specjax.plots_realdata is not available ({e})") from None
+        raise FigureError(f"figure 13: plotting module specjax.realdata.plot is not available ({e})") from None
     results, seconds, computed_now = conv_results(cfg, directory, progress)
     paths = [Path(p) for p in plots_realdata.plot_figure13(results, workdir / "fig13")]
     last = results["mean_best_correlation"][:, :, -1]  # (R, S, L)
@@ -362,64 +367,3 @@ def make_figure(
     }
     store.save_json(workdir / f"fig{figure}.json", jsonable(numbers))
     return FigureOutput(figure, scale, list(paths), numbers, data, seconds, now)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Command line.
-
-
-def main(argv: list[str]) -> None:
-    """absl main: make the figure named by ``--figure`` in ``--workdir``."""
-    from absl import flags
-
-    from specjax import enable_float64
-
-    if len(argv) > 1:
-        raise FigureError(f"unexpected argument(s) {argv[1:]}")
-    f = flags.FLAGS
-    enable_float64()
-    config = None
-    if f.data_directory:
-        if f.figure != "13":
-            raise FigureError("--data_directory applies to --figure=13 only")
-        config = load_config("fig13", "cifar10")
-        config.data_directory = f.data_directory
-    start = time.perf_counter()
-    out = make_figure(
-        f.figure, f.workdir, f.scale, progress=lambda s: print(s, flush=True), config=config, seeds=f.seeds
-    )
-    elapsed = time.perf_counter() - start
-    source = f"results in {out.numbers['results']}/ " + ("computed now" if out.computed_now else "loaded")
-    if out.compute_seconds is not None:
-        source += f", {out.compute_seconds:.0f} s of compute in all"
-    print(f"figure {out.figure} ({out.scale}) in {elapsed:.0f} s ({source}): {', '.join(str(p) for p in out.paths)}")
-    print(json.dumps(jsonable({k: v for k, v in out.numbers.items() if k != "shifts_per_seed"}))[:2000])
-
-
-def run_cli() -> None:
-    """Entry point of ``python -m specjax.figures``."""
-    from absl import flags
-
-    from specjax import cli
-
-    cli.configure_cpu_devices()
-    flags.DEFINE_enum("figure", None, list(FIGURES), "Which figure to make.")
-    flags.DEFINE_string("workdir", None, "Output folder: figures here, results in <config>-<scale>/ below it.")
-    flags.DEFINE_enum("scale", "small", list(SCALES), "test: seconds; small: minutes on 2 cores; paper: the paper's.")
-    flags.DEFINE_string("data_directory", None, "Figure 13 only: CIFAR-10 python batches; runs the CIFAR setting.")
-    flags.DEFINE_integer(
-        "seeds", None, "Override the config's number of seeds (results in <config>-<scale>-<N>seeds/)."
-    )
-    flags.mark_flags_as_required(["figure", "workdir"])
-
-    def guarded(argv):
-        try:
-            main(argv)
-        except FigureError as e:
-            cli.fail("specjax.figures", str(e))
-
-    cli.run(guarded, "specjax.figures")
-
-
-if __name__ == "__main__":
-    run_cli()

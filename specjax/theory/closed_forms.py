@@ -3,7 +3,7 @@
 Setting: input :math:`x\\sim N(0,s^2I_d)` (``s = data_std``), a bias-free hidden layer and an optional output bias.
 The student is :math:`f(x)=\\sum_jv_j\\sigma(w_j^\\top x)+c` and the teacher
 :math:`f^*(x)=\\sum_kv^*_k\\sigma(w^{*\\top}_kx)+c^*`, with :math:`v_j\\in\\mathbb R^C`. In the parameter layout of
-:mod:`specjax.networks` a net is ``((W1 (d, n), None), (W2 (n, C), c (C,) or None))``: column ``j`` of ``W1`` is
+:mod:`specjax.core.networks` a net is ``((W1 (d, n), None), (W2 (n, C), c (C,) or None))``: column ``j`` of ``W1`` is
 :math:`w_j` and row ``j`` of ``W2`` is :math:`v_j`.
 
 With :math:`\\theta=\\angle(a,b)` and :math:`\\bar a=a/\\|a\\|` (THEORY.md section 6 table):
@@ -34,7 +34,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from specjax.networks import Params
+from specjax.core.networks import Params
 
 Array = jax.Array
 
@@ -283,7 +283,7 @@ def population_loss(student: Params, teacher: Params, data_std: Array = 1.0) -> 
       data_std: ``s``.
 
     Returns:
-      scalar, in the ``'half_sse'`` convention of :func:`specjax.networks.squared_error_loss`.
+      scalar, in the ``'half_sse'`` convention of :func:`specjax.core.networks.squared_error_loss`.
     """
     weights, fan_out, bias = _unpack(student, "student")
     teacher_weights, teacher_fan_out, teacher_bias = _unpack(teacher, "teacher")

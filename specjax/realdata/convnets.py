@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from specjax.image_data import NUM_CLASSES
+from specjax.realdata.images import NUM_CLASSES
 
 Array = jax.Array
 Variables = dict[str, Any]

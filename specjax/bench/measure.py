@@ -2,7 +2,7 @@
 
 ``python -m specjax.bench [--quick] --json=PATH`` measures, in one run and on the same machine state:
 
-* **specjax**: run-steps per second of :class:`specjax.train.Program` (``runs_per_device`` runs vmapped per device,
+* **specjax**: run-steps per second of :class:`specjax.engine.run.Program` (``runs_per_device`` runs vmapped per device,
   the runs axis sharded over every device; one XLA CPU device per core, see :func:`specjax.cli.configure_cpu_devices`)
   for float32 and float64 at each over-realization, plus the evaluation's time (10k points) and its share of an
   epoch (1000 steps + one evaluation), and bytes per run (:func:`specjax.sweep.bytes_per_run`);
@@ -18,7 +18,7 @@
   run in flight per device;
 * **peak**: the machine's matmul peak per dtype, a ``(1024, 1024)`` matrix product chain on every device at once;
   the *roofline fraction* of an implementation is its FLOP rate over this peak, with FLOPs per step from
-  :func:`specjax.train.flops_per_step`: :math:`2B(2dn+3nC)` -- the forward, weight-gradient and input-gradient
+  :func:`specjax.engine.run.flops_per_step`: :math:`2B(2dn+3nC)` -- the forward, weight-gradient and input-gradient
   matrix products (the first layer needs no input gradient); biases, the ReLU, the loss, the batch gather and the
   update are not counted;
 * optionally (``--sweep_rss``) the peak resident memory of the full ``two_layer.py`` sweep layout (all 768 runs
@@ -110,7 +110,7 @@ def measure_peak_gflops(dtype: str, size: int, repeats: int) -> Rate:
     import jax
     import jax.numpy as jnp
 
-    from specjax.train import make_mesh
+    from specjax.engine import make_mesh
 
     mesh = make_mesh()
     ndev = mesh.devices.size
@@ -134,7 +134,7 @@ def measure_peak_gflops(dtype: str, size: int, repeats: int) -> Rate:
 
 def paper_spec(over_realization: int, dtype: str):
     """The two-layer paper workload (THEORY.md section 7) at one over-realization."""
-    from specjax.train import Spec
+    from specjax.engine.run import Spec
 
     return Spec(
         d=FLAGS.d,
@@ -148,7 +148,7 @@ def paper_spec(over_realization: int, dtype: str):
 
 
 def _hparams(runs: int, dtype: str):
-    from specjax.train import Hparams
+    from specjax.engine.run import Hparams
 
     return Hparams.broadcast(runs, dtype=dtype, teacher_polarity=1.0, lr=0.01, data_std=1.5, init_scale=0.005)
 
@@ -158,7 +158,7 @@ def measure_specjax(spec, runs_per_device: int, steps: int, repeats: int) -> dic
     import jax
     import jax.numpy as jnp
 
-    from specjax.train import Program, seed_key
+    from specjax.engine import Program, seed_key
 
     program = Program(spec, chunk_steps=steps)
     runs = runs_per_device * program.num_devices
@@ -200,7 +200,7 @@ def measure_jax_loop(spec, steps: int, repeats: int) -> Rate:
     import jax
     import jax.numpy as jnp
 
-    from specjax.train import init_run, seed_key, train_steps
+    from specjax.engine.run import init_run, seed_key, train_steps
 
     devices = jax.devices()
     hp = jax.tree.map(lambda a: a[0], _hparams(1, spec.dtype))
@@ -395,7 +395,7 @@ def run_bench(quick: bool) -> dict:
 
     from specjax import sweep as sweep_lib
     from specjax.config import default_config
-    from specjax.train import flops_per_step
+    from specjax.engine import flops_per_step
 
     steps = 250 if quick else 1000
     repeats = 3 if quick else 5

@@ -20,7 +20,7 @@ The last row of every :math:`\\hat V_l` is :math:`[0,\\dots,0,1]` (the constant 
 ``D_l`` holds :math:`\\sigma'(z_l)`: 0/1 for ReLU, ``{a, 1}`` for leaky ReLU (Lemma 1 holds unchanged).
 
 Layer indexing: hidden layer ``l = 1..L-1`` is entry ``l - 1`` of every returned tuple. Parameters follow
-:mod:`specjax.networks` (``W`` is ``(fan_in, fan_out)``; a missing bias counts as 0). Every function is pure, has
+:mod:`specjax.core.networks` (``W`` is ``(fan_in, fan_out)``; a missing bias counts as 0). Every function is pure, has
 no per-sample Python loop (samples are vmapped or contracted), and can be vmapped again over runs.
 """
 
@@ -31,7 +31,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from specjax.networks import Layer, Params, forward, gate
+from specjax.core.networks import RELU, Activation, Layer, Params, forward
 
 Array = jax.Array
 
@@ -86,7 +86,7 @@ def append_one(values: Array) -> Array:
 
 
 def hidden_gates(
-    params: Params, x: Array, activation: str = "relu", slope: float = 0.0
+    params: Params, x: Array, activation: Activation = RELU
 ) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
     """Gates :math:`\\sigma'(z_l)` and activations :math:`f_l` of every hidden layer.
 
@@ -96,8 +96,8 @@ def hidden_gates(
     Returns:
       ``(gates, activations)``, each a tuple of ``(..., n_l)`` arrays for ``l = 1..L-1``.
     """
-    _, hidden = forward(params, x, activation, slope)
-    return (tuple(gate(h.pre, activation, slope) for h in hidden), tuple(h.post for h in hidden))
+    _, hidden = forward(params, x, activation)
+    return (tuple(activation.gate(h.pre) for h in hidden), tuple(h.post for h in hidden))
 
 
 def effective_fan_outs(params: Params, gates: tuple[Array, ...]) -> tuple[Array, ...]:
@@ -121,21 +121,21 @@ def effective_fan_outs(params: Params, gates: tuple[Array, ...]) -> tuple[Array,
 
 
 def lemma1_matrices(
-    student: Params, teacher: Params, x: Array, activation: str = "relu", slope: float = 0.0
+    student: Params, teacher: Params, x: Array, activation: Activation = RELU
 ) -> Lemma1Matrices:
     """:math:`\\hat A_l(x)` and :math:`\\hat B_l(x)` for every hidden layer and sample.
 
     Args:
       student, teacher: parameters with the same depth ``L``.
       x: ``(N, d)`` samples (or ``(d,)`` for one).
-      activation, slope: hidden activation of both nets.
+      activation: hidden activation of both nets.
 
     Returns:
       :class:`Lemma1Matrices` with arrays ``(N, n_l + 1, m_l + 1)`` and ``(N, n_l + 1, n_l + 1)``. Memory grows as
       ``N n_l^2``; use :func:`lemma1_statistics` for means over large sets.
     """
-    student_gates, _ = hidden_gates(student, x, activation, slope)
-    teacher_gates, _ = hidden_gates(teacher, x, activation, slope)
+    student_gates, _ = hidden_gates(student, x, activation)
+    teacher_gates, _ = hidden_gates(teacher, x, activation)
     batch = x.shape[:-1]
     student_v = effective_fan_outs(student, student_gates)
     teacher_v = effective_fan_outs(teacher, teacher_gates)
@@ -147,7 +147,7 @@ def lemma1_matrices(
 
 
 def lemma1_errors(
-    student: Params, teacher: Params, x: Array, activation: str = "relu", slope: float = 0.0
+    student: Params, teacher: Params, x: Array, activation: Activation = RELU
 ) -> tuple[Array, ...]:
     """Backpropagated errors from Lemma 1: :math:`g_l=[\\hat D_l(\\hat A_l\\hat f^*_l-\\hat B_l\\hat f_l)]_{1..n_l}`.
 
@@ -157,9 +157,9 @@ def lemma1_errors(
     Returns:
       per hidden layer, ``(N, n_l)``. Equal to :func:`backprop_errors` (tested to ~1e-15).
     """
-    matrices = lemma1_matrices(student, teacher, x, activation, slope)
-    student_gates, student_acts = hidden_gates(student, x, activation, slope)
-    _, teacher_acts = hidden_gates(teacher, x, activation, slope)
+    matrices = lemma1_matrices(student, teacher, x, activation)
+    student_gates, student_acts = hidden_gates(student, x, activation)
+    _, teacher_acts = hidden_gates(teacher, x, activation)
     errors = []
     for alpha, beta, gates, f, f_teacher in zip(
         matrices.student_teacher, matrices.student_student, student_gates, student_acts, teacher_acts, strict=True
@@ -170,7 +170,7 @@ def lemma1_errors(
 
 
 def backprop_errors(
-    student: Params, teacher: Params, x: Array, activation: str = "relu", slope: float = 0.0
+    student: Params, teacher: Params, x: Array, activation: Activation = RELU
 ) -> tuple[Array, ...]:
     """Backpropagated errors by the direct recursion :math:`g_L=f^*_L-f_L`, :math:`g_{l-1}=D_{l-1}W_lg_l`.
 
@@ -183,22 +183,22 @@ def backprop_errors(
       one array per layer ``l = 1..L``: ``(..., n_l)`` for hidden layers, and the output residual ``(..., C)``
       last.
     """
-    out, hidden = forward(student, x, activation, slope)
-    error = forward(teacher, x, activation, slope)[0] - out
+    out, hidden = forward(student, x, activation)
+    error = forward(teacher, x, activation)[0] - out
     errors = [error]
     for layer_index in range(len(student) - 1, 0, -1):
         weights = student[layer_index][0]
-        error = (error @ weights.T) * gate(hidden[layer_index - 1].pre, activation, slope)
+        error = (error @ weights.T) * activation.gate(hidden[layer_index - 1].pre)
         errors.insert(0, error)
     return tuple(errors)
 
 
 def _statistics_sums(
-    student: Params, teacher: Params, x: Array, weights: Array, activation: str, slope: float
+    student: Params, teacher: Params, x: Array, weights: Array, activation: Activation
 ) -> Lemma1Statistics:
     """Weighted sums over a chunk ``x (B, d)`` with sample weights ``(B,)`` (0 for padding)."""
-    student_raw_gates, _ = hidden_gates(student, x, activation, slope)
-    teacher_raw_gates, _ = hidden_gates(teacher, x, activation, slope)
+    student_raw_gates, _ = hidden_gates(student, x, activation)
+    teacher_raw_gates, _ = hidden_gates(teacher, x, activation)
     student_v = effective_fan_outs(student, student_raw_gates)
     teacher_v = effective_fan_outs(teacher, teacher_raw_gates)
     student_gates = tuple(append_one(g) for g in student_raw_gates)
@@ -227,8 +227,7 @@ def lemma1_statistics(
     student: Params,
     teacher: Params,
     x: Array,
-    activation: str = "relu",
-    slope: float = 0.0,
+    activation: Activation = RELU,
     chunk_size: int | None = None,
 ) -> Lemma1Statistics:
     """Evaluation-set means of :math:`\\hat A_l`, :math:`\\hat B_l` and their gated versions (``betas``/``Hs``).
@@ -243,7 +242,7 @@ def lemma1_statistics(
     Args:
       student, teacher: parameters with the same depth ``L``.
       x: ``(N, d)`` evaluation inputs.
-      activation, slope: hidden activation.
+      activation: hidden activation.
       chunk_size: process this many samples at a time with ``lax.scan`` to bound memory (deep nets hold
         ``chunk_size * (C + 1) * n_l`` numbers per layer); ``None`` does all at once.
 
@@ -252,7 +251,7 @@ def lemma1_statistics(
     """
     count = x.shape[0]
     if chunk_size is None or chunk_size >= count:
-        sums = _statistics_sums(student, teacher, x, jnp.ones((count,), x.dtype), activation, slope)
+        sums = _statistics_sums(student, teacher, x, jnp.ones((count,), x.dtype), activation)
     else:
         chunks = -(-count // chunk_size)
         padding = chunks * chunk_size - count
@@ -261,16 +260,16 @@ def lemma1_statistics(
         sample_weights = sample_weights.reshape(chunks, chunk_size)
 
         def accumulate(total, chunk):
-            part = _statistics_sums(student, teacher, chunk[0], chunk[1], activation, slope)
+            part = _statistics_sums(student, teacher, chunk[0], chunk[1], activation)
             return jax.tree.map(jnp.add, total, part), None
 
-        first = _statistics_sums(student, teacher, padded_x[0], sample_weights[0], activation, slope)
+        first = _statistics_sums(student, teacher, padded_x[0], sample_weights[0], activation)
         sums, _ = jax.lax.scan(accumulate, first, (padded_x[1:], sample_weights[1:]))
     return jax.tree.map(lambda s: s / count, sums)
 
 
 def effective_fan_out_norms(
-    student: Params, x: Array, activation: str = "relu", slope: float = 0.0
+    student: Params, x: Array, activation: Activation = RELU
 ) -> tuple[Array, ...]:
     """:math:`\\sqrt{\\mathbb E_x\\beta_{kk}(x)}=\\sqrt{\\mathbb E_x\\|v_k(x)\\|^2}` per hidden layer (Fig. 8's y-axis).
 
@@ -284,7 +283,7 @@ def effective_fan_out_norms(
     Returns:
       per hidden layer, ``(n_l,)``.
     """
-    gates, _ = hidden_gates(student, x, activation, slope)
+    gates, _ = hidden_gates(student, x, activation)
     norms = []
     for v in effective_fan_outs(student, gates):
         squared = jnp.sum(v[..., :-1] ** 2, axis=-2)
@@ -293,7 +292,7 @@ def effective_fan_out_norms(
 
 
 def mean_alpha(
-    student: Params, teacher: Params, x: Array, activation: str = "relu", slope: float = 0.0
+    student: Params, teacher: Params, x: Array, activation: Activation = RELU
 ) -> tuple[Array, ...]:
     """:math:`\\mathbb E_x\\alpha_{kj}(x)=\\mathbb E_x[v_k(x)^\\top v^*_j(x)]` per hidden layer, bias rows dropped.
 
@@ -306,8 +305,8 @@ def mean_alpha(
     Returns:
       per hidden layer, ``(n_l, m_l)``.
     """
-    student_gates, _ = hidden_gates(student, x, activation, slope)
-    teacher_gates, _ = hidden_gates(teacher, x, activation, slope)
+    student_gates, _ = hidden_gates(student, x, activation)
+    teacher_gates, _ = hidden_gates(teacher, x, activation)
     overlaps = []
     for v, vt in zip(
         effective_fan_outs(student, student_gates), effective_fan_outs(teacher, teacher_gates), strict=True

@@ -6,22 +6,22 @@ per layer, the mean over teacher channels of each channel's best student correla
 rising during training, with eval accuracy. :func:`run_conv_experiment` runs that pipeline on the 8x8 handwritten
 digits that scikit-learn ships (no download), or on CIFAR-10 read from a directory the user gives:
 
-1. data (:mod:`specjax.image_data`): NHWC images standardised per channel;
-2. teacher: a :class:`~specjax.convnets.ConvNet` (3x3 ``VALID`` convolutions, ReLU, linear readout) trained by
+1. data (:mod:`specjax.realdata.images`): NHWC images standardised per channel;
+2. teacher: a :class:`~specjax.realdata.convnets.ConvNet` (3x3 ``VALID`` convolutions, ReLU, linear readout) trained by
    :func:`train_teacher` with cross-entropy, AdamW and a group lasso on each channel's fan-out, so that a few
    strong channels carry the function;
-3. pruning (:func:`~specjax.convnets.prune_channels`): per conv layer, keep the channels with the largest mean
+3. pruning (:func:`~specjax.realdata.convnets.prune_channels`): per conv layer, keep the channels with the largest mean
    :math:`|\\text{outgoing weight}|`, the strong teacher nodes of Def. 4 (THEORY.md section 3);
 4. students: the same architecture, ``over_realization`` times the kept channels per layer, trained by
    :func:`train_students` on the pruned teacher's logits with the paper's loss
    :math:`J=\\tfrac12\\,\\mathbb E_x\\|f^*_L(x)-f_L(x)\\|^2` (THEORY.md section 1); the seeds of one width share one
    ``jit(vmap(...))`` program and every epoch is one ``lax.scan``;
 5. after every epoch, per conv layer, the mean over *active* teacher channels of :math:`\\max_k\\rho_{jk}`, where
-   :math:`\\rho` is :func:`specjax.metrics.correlation` of activations flattened over (batch, H, W) (THEORY.md
+   :math:`\\rho` is :func:`specjax.core.metrics.correlation` of activations flattened over (batch, H, W) (THEORY.md
    section 3), plus eval accuracy (student argmax against the labels) and agreement with the teacher's argmax.
 
 Keys are threaded explicitly and nothing uses global random state; every array is float32. Plots are in
-:mod:`specjax.plots_realdata`.
+:mod:`specjax.realdata.plot`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from specjax.convnets import (
+from specjax.core.metrics import correlation
+from specjax.realdata.convnets import (
     IMPLEMENTATIONS,
     ConvNet,
     Variables,
@@ -50,7 +51,7 @@ from specjax.convnets import (
     predict_logits,
     prune_channels,
 )
-from specjax.image_data import (
+from specjax.realdata.images import (
     NO_AUGMENTATION,
     Augmentation,
     ImageDataset,
@@ -59,7 +60,6 @@ from specjax.image_data import (
     load_cifar10,
     load_digits,
 )
-from specjax.metrics import correlation
 
 Array = jax.Array
 
@@ -85,7 +85,7 @@ class ConvExperimentConfig:
       teacher_channels: teacher conv widths before pruning, input to output.
       teacher_epochs, teacher_learning_rate, teacher_weight_decay: AdamW training of the teacher.
       teacher_channel_sparsity: weight :math:`\\lambda` of the fan-out group lasso in the teacher's loss.
-      teacher_augmentation, student_augmentation: :class:`~specjax.image_data.Augmentation` of every training
+      teacher_augmentation, student_augmentation: :class:`~specjax.realdata.images.Augmentation` of every training
         batch. The paper's CIFAR students use crops with padding 4 and flips; the digit students use 1-pixel shifts
         and Gaussian noise of std 0.3 (mirrored digits are not digits, but the teacher labels any input, and the
         wider input distribution shows more of each teacher boundary: in a one-seed 30-epoch trial at 5x, the
@@ -99,7 +99,7 @@ class ConvExperimentConfig:
       eval_batch_size: images per forward pass when computing eval logits.
       correlation_samples: the first this-many eval images give the activations behind :math:`\\rho`.
       conv_implementation: ``'patches'`` (fast on CPU) or ``'lax'`` (use on GPU); see
-        :class:`~specjax.convnets.Conv3x3`.
+        :class:`~specjax.realdata.convnets.Conv3x3`.
     """
 
     dataset: str = "digits"
@@ -202,7 +202,7 @@ def make_train_epoch(
       loss_fn: ``loss_fn(variables, images, labels, context) -> ()`` on a ``(B, H, W, C)`` batch.
       optimizer: the optax transformation.
       batch_size: minibatch size ``B``; each epoch drops the last incomplete batch of its permutation.
-      augmentation: applied to every batch (:func:`~specjax.image_data.apply_augmentation`).
+      augmentation: applied to every batch (:func:`~specjax.realdata.images.apply_augmentation`).
 
     Returns:
       ``epoch(variables, opt_state, key, images, labels, context) -> (variables, opt_state, mean_loss)`` with
@@ -230,10 +230,10 @@ def make_train_epoch(
 
 
 def train_teacher(config: Any, dataset: ImageDataset, key: Array) -> tuple[Variables, dict[str, np.ndarray]]:
-    """Trains the teacher :class:`~specjax.convnets.ConvNet` on the labels.
+    """Trains the teacher :class:`~specjax.realdata.convnets.ConvNet` on the labels.
 
     The loss is :math:`\\mathrm{CE}+\\lambda\\sum_{l,c}\\|v_{l,c}\\|_2`, cross-entropy plus the group lasso on each
-    channel's fan-out (:func:`~specjax.convnets.channel_group_lasso`, ``lambda = teacher_channel_sparsity``),
+    channel's fan-out (:func:`~specjax.realdata.convnets.channel_group_lasso`, ``lambda = teacher_channel_sparsity``),
     minimised by AdamW, whose decoupled weight decay keeps the incoming weights bounded. Together they leave a few
     strong channels per layer, which pruning keeps.
 
@@ -360,7 +360,7 @@ def train_students(
         ``student_augmentation``, ``batch_size``, ``eval_batch_size``, ``correlation_samples``,
         ``conv_implementation``.
       dataset: the data; the students see labels only in the evaluation.
-      teacher_variables: the (pruned) teacher :class:`~specjax.convnets.ConvNet`.
+      teacher_variables: the (pruned) teacher :class:`~specjax.realdata.convnets.ConvNet`.
       student_channels: student conv widths ``(n_1, ..., n_L)``.
       keys: ``(seeds,)`` PRNG keys, one per student.
 

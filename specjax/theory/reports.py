@@ -1,12 +1,12 @@
 """Observers, residues, matching and the Theorem-3/5 reports (THEORY.md sections 3-5).
 
-Everything takes plain parameter pytrees (:mod:`specjax.networks` layout: ``W`` is ``(fan_in, fan_out)``) and
+Everything takes plain parameter pytrees (:mod:`specjax.core.networks` layout: ``W`` is ``(fan_in, fan_out)``) and
 arrays, is pure, and runs under ``jit`` and ``vmap`` -- including :func:`hungarian_match`, which calls SciPy on the
 host through ``jax.pure_callback``. Per-run functions are written for one run; add the runs axis with ``vmap``
 (:func:`analyze_run` bundles the per-run reports of a sweep).
 
 Hidden layers are indexed ``layer = 0..L-2`` (hidden layer ``l = layer + 1`` of THEORY.md). Correlations are
-:func:`specjax.metrics.correlation` of post-activations on the evaluation set, ``(m, n)``, teachers by students.
+:func:`specjax.core.metrics.correlation` of post-activations on the evaluation set, ``(m, n)``, teachers by students.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from specjax import lemma1, metrics
-from specjax.networks import Params, forward, gate, squared_error_loss
+from specjax.core import metrics
+from specjax.core.networks import RELU, Activation, Params, forward, squared_error_loss
+from specjax.theory import lemma1
 
 Array = jax.Array
 
@@ -141,7 +142,7 @@ def boundary_observation_fraction(teacher_acts: Array, student_acts: Array) -> A
 
 
 def node_residues(
-    student: Params, teacher: Params, x: Array, activation: str = "relu", slope: float = 0.0, chunk_size: int = 1024
+    student: Params, teacher: Params, x: Array, activation: Activation = RELU, chunk_size: int = 1024
 ) -> Array:
     """Per-node residue :math:`R_j=\\mathbb E_x[\\hat f_{L-2}\\,\\sigma'_j\\,r^\\top]` at the top hidden layer (Eqn 6).
 
@@ -165,10 +166,10 @@ def node_residues(
 
     def chunk_sum(total, inputs):
         xs, weights = inputs
-        out, hidden = forward(student, xs, activation, slope)
-        residual = (forward(teacher, xs, activation, slope)[0] - out) * weights[:, None]
+        out, hidden = forward(student, xs, activation)
+        residual = (forward(teacher, xs, activation)[0] - out) * weights[:, None]
         below = xs if len(hidden) == 1 else hidden[-2].post
-        gated_residual = gate(hidden[-1].pre, activation, slope)[:, :, None] * residual[:, None, :]
+        gated_residual = activation.gate(hidden[-1].pre)[:, :, None] * residual[:, None, :]
         return total + jnp.einsum("bi,bjc->jic", lemma1.append_one(below), gated_residual), None
 
     n, fan_in, outputs = student[-1][0].shape[0], student[-2][0].shape[0], student[-1][0].shape[1]
@@ -192,11 +193,11 @@ class GradientMagnitudes(NamedTuple):
 
 
 def per_sample_gradient_magnitudes(
-    student: Params, teacher: Params, x: Array, activation: str = "relu", slope: float = 0.0
+    student: Params, teacher: Params, x: Array, activation: Activation = RELU
 ) -> GradientMagnitudes:
-    """:class:`GradientMagnitudes` on ``x (N, d)`` from :func:`specjax.lemma1.backprop_errors`."""
-    errors = lemma1.backprop_errors(student, teacher, x, activation, slope)
-    _, hidden = forward(student, x, activation, slope)
+    """:class:`GradientMagnitudes` on ``x (N, d)`` from :func:`specjax.theory.lemma1.backprop_errors`."""
+    errors = lemma1.backprop_errors(student, teacher, x, activation)
+    _, hidden = forward(student, x, activation)
     inputs = (x,) + tuple(h.post for h in hidden)
     sup = tuple(jnp.max(jnp.abs(g), axis=-1) for g in errors)
     norms = tuple(
@@ -210,9 +211,9 @@ def per_sample_gradient_magnitudes(
 # L-shape and the Theorem-3/5 reports.
 
 
-def _correlations(student: Params, teacher: Params, x: Array, activation: str, slope: float) -> tuple[Array, ...]:
-    _, hidden = forward(student, x, activation, slope)
-    _, teacher_hidden = forward(teacher, x, activation, slope)
+def _correlations(student: Params, teacher: Params, x: Array, activation: Activation) -> tuple[Array, ...]:
+    _, hidden = forward(student, x, activation)
+    _, teacher_hidden = forward(teacher, x, activation)
     return tuple(metrics.correlation(t.post, s.post) for t, s in zip(teacher_hidden, hidden, strict=True))
 
 
@@ -229,11 +230,11 @@ class LShape(NamedTuple):
 
 
 def l_shape(
-    student: Params, teacher: Params, x: Array, activation: str = "relu", slope: float = 0.0
+    student: Params, teacher: Params, x: Array, activation: Activation = RELU
 ) -> tuple[LShape, ...]:
     """:class:`LShape` for every hidden layer, on evaluation inputs ``x (N, d)``."""
-    corr = _correlations(student, teacher, x, activation, slope)
-    fan_out = lemma1.effective_fan_out_norms(student, x, activation, slope)
+    corr = _correlations(student, teacher, x, activation)
+    fan_out = lemma1.effective_fan_out_norms(student, x, activation)
     return tuple(LShape(metrics.best_per_student(c), f) for c, f in zip(corr, fan_out, strict=True))
 
 
@@ -272,8 +273,7 @@ def theorem3_report(
     student: Params,
     teacher: Params,
     x: Array,
-    activation: str = "relu",
-    slope: float = 0.0,
+    activation: Activation = RELU,
     layer: int = 0,
     threshold: float = metrics.MATCH_THRESHOLD,
     convention: str = "half_sse",
@@ -283,14 +283,14 @@ def theorem3_report(
     Args:
       threshold: a student is unspecialized if its best correlation is ``<= threshold`` (the paper's matched
         criterion is ``> 0.95``).
-      convention: loss convention of :func:`specjax.networks.squared_error_loss`.
+      convention: loss convention of :func:`specjax.core.networks.squared_error_loss`.
     """
-    shape = l_shape(student, teacher, x, activation, slope)[layer]
+    shape = l_shape(student, teacher, x, activation)[layer]
     unspecialized = shape.specialization <= threshold
-    targets = forward(teacher, x, activation, slope)[0]
-    eval_loss = squared_error_loss(student, x, targets, activation, slope, convention)
+    targets = forward(teacher, x, activation)[0]
+    eval_loss = squared_error_loss(student, x, targets, activation, convention)
     pruned_loss = squared_error_loss(
-        prune_students(student, unspecialized, layer), x, targets, activation, slope, convention
+        prune_students(student, unspecialized, layer), x, targets, activation, convention
     )
     return Theorem3Report(
         unspecialized,
@@ -332,19 +332,18 @@ def theorem5_report(
     student: Params,
     teacher: Params,
     x: Array,
-    activation: str = "relu",
-    slope: float = 0.0,
+    activation: Activation = RELU,
     observer_fraction: float = 0.0,
 ) -> Theorem5Report:
     """:class:`Theorem5Report` on evaluation inputs ``x (N, d)`` (standing in for the training region)."""
-    _, hidden = forward(student, x, activation, slope)
-    _, teacher_hidden = forward(teacher, x, activation, slope)
+    _, hidden = forward(student, x, activation)
+    _, teacher_hidden = forward(teacher, x, activation)
     corr = metrics.correlation(teacher_hidden[0].post, hidden[0].post)
     best = best_student_index(corr)
     geometry = pair_geometry(teacher, student, best)
-    epsilon = jnp.max(per_sample_gradient_magnitudes(student, teacher, x, activation, slope).error_sup[0])
+    epsilon = jnp.max(per_sample_gradient_magnitudes(student, teacher, x, activation).error_sup[0])
     observed = boundary_observation(teacher_hidden[0].post, hidden[0].post) / x.shape[0] > observer_fraction
-    alpha = lemma1.mean_alpha(student, teacher, x, activation, slope)[0]  # (n, m)
+    alpha = lemma1.mean_alpha(student, teacher, x, activation)[0]  # (n, m)
     observer_alpha = jnp.max(jnp.where(observed, jnp.abs(alpha.T), 0.0), axis=1)
     ratio = jnp.where(observer_alpha > 0, epsilon / jnp.where(observer_alpha > 0, observer_alpha, 1.0), jnp.inf)
     return Theorem5Report(
@@ -383,8 +382,7 @@ def analyze_run(
     student: Params,
     teacher: Params,
     x: Array,
-    activation: str = "relu",
-    slope: float = 0.0,
+    activation: Activation = RELU,
     threshold: float = metrics.MATCH_THRESHOLD,
     convention: str = "half_sse",
 ) -> RunAnalysis:
@@ -392,15 +390,15 @@ def analyze_run(
 
     Shared forward passes are computed once by XLA under ``jit`` (common-subexpression elimination).
     """
-    _, hidden = forward(student, x, activation, slope)
-    _, teacher_hidden = forward(teacher, x, activation, slope)
+    _, hidden = forward(student, x, activation)
+    _, teacher_hidden = forward(teacher, x, activation)
     corr = metrics.correlation(teacher_hidden[0].post, hidden[0].post)
     matched = hungarian_match(corr)
     return RunAnalysis(
-        l_shape(student, teacher, x, activation, slope),
+        l_shape(student, teacher, x, activation),
         boundary_observation_fraction(teacher_hidden[0].post, hidden[0].post),
         matched,
         pair_geometry(teacher, student, matched),
-        theorem3_report(student, teacher, x, activation, slope, 0, threshold, convention),
-        theorem5_report(student, teacher, x, activation, slope),
+        theorem3_report(student, teacher, x, activation, 0, threshold, convention),
+        theorem5_report(student, teacher, x, activation),
     )

@@ -1,8 +1,8 @@
 """Figures of training dynamics: the deep L-shape over epochs (Fig. 8), focus shifting (Fig. 11), strong teachers
 first (Fig. 12), and SGD next to the exact population flow.
 
-Every function takes NumPy arrays already reduced by :mod:`specjax.figure_data` (or a sweep's result arrays), draws
-one matplotlib figure, and writes it with :func:`specjax.plots.save` (PNG and PDF side by side).
+Every function takes NumPy arrays already reduced by :mod:`specjax.figures.numbers` (or a sweep's result arrays), draws
+one matplotlib figure, and writes it with :func:`specjax.figures.plots.save` (PNG and PDF side by side).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors as mcolors
 
-from specjax.plots import save
+from specjax.figures.plots import save
 
 
 def deep_l_shape_figure(
@@ -24,7 +24,7 @@ def deep_l_shape_figure(
     :math:`\\sqrt{\\mathbb E_x\\beta_{kk}}`.
 
     Args:
-      points: :func:`specjax.figure_data.deep_l_shape` output: ``epochs (P,)``, ``best_corr_l{l}`` and
+      points: :func:`specjax.figures.numbers.deep_l_shape` output: ``epochs (P,)``, ``best_corr_l{l}`` and
         ``fan_out_l{l}`` of shape ``(P, n_l)``.
       path_prefix: output path without suffix.
       show_epochs: which snapshot epochs to show (default: all).
@@ -74,7 +74,7 @@ def focus_shift_figure(
       corr: ``(N, E, m, n)`` correlation matrices at every evaluation (``record_corr='all'``).
       epochs: ``(E,)`` evaluation epochs.
       strength: ``(N, m)`` teacher fan-out norms (colour: dark = strong).
-      shifts: per seed, :func:`specjax.figure_data.focus_shifts` output; shifting students get a red title.
+      shifts: per seed, :func:`specjax.figures.numbers.focus_shifts` output; shifting students get a red title.
       steps_per_epoch: converts epochs to iterations on the x-axis.
       path_prefix: output path without suffix.
     """
@@ -126,7 +126,7 @@ def teacher_progress_figure(
       best_teacher_corr: ``(S, N, E, m)``.
       strength: ``(S, N, m)`` teacher fan-out norms.
       epochs: ``(E,)``.
-      first_epoch: ``(S, N, m)`` from :func:`specjax.figure_data.first_epoch_above` (``inf`` = never).
+      first_epoch: ``(S, N, m)`` from :func:`specjax.figures.numbers.first_epoch_above` (``inf`` = never).
       polarities: ``(S,)`` teacher polarity of each setting.
       steps_per_epoch: converts epochs to iterations.
       path_prefix: output path without suffix.

@@ -11,6 +11,8 @@ number of leading batch axes, ``(..., d)``, because the layers are matrix produc
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -37,13 +39,6 @@ class Hidden(NamedTuple):
     post: Array
 
 
-def check_activation(activation: str) -> str:
-    """Returns ``activation`` or raises ``ValueError`` naming the allowed values."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation: unknown value {activation!r}; expected one of {ACTIVATIONS}")
-    return activation
-
-
 def resolve_dtype(dtype: str | jnp.dtype) -> jnp.dtype:
     """Maps ``'float32'``/``'float64'`` to a JAX dtype; float64 requires ``jax_enable_x64``.
 
@@ -62,30 +57,83 @@ def resolve_dtype(dtype: str | jnp.dtype) -> jnp.dtype:
     return jnp.dtype(DTYPES[name])
 
 
-def activate(z: Array, activation: str = "relu", slope: float = 0.0) -> Array:
-    """Applies :math:`\\sigma` elementwise: ReLU, leaky ReLU with slope ``a`` on the negative side, or identity."""
-    if activation == "relu":
-        return jnp.maximum(z, 0)
-    if activation == "leaky_relu":
-        return jnp.where(z > 0, z, slope * z)
-    if activation == "linear":
-        return z
-    raise ValueError(f"activation: unknown value {activation!r}; expected one of {ACTIVATIONS}")
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """The hidden activation :math:`\\sigma` as one hashable value (a static argument under ``jit``).
 
+    Attributes:
+      name: ``'relu'``, ``'leaky_relu'`` or ``'linear'``.
+      slope: negative-side slope ``a`` of the leaky ReLU; 0 for the others (:meth:`from_config` drops it).
 
-def gate(z: Array, activation: str = "relu", slope: float = 0.0) -> Array:
-    """The gating values :math:`\\sigma'(z)`, the diagonal of :math:`D_l` (THEORY.md section 1).
-
-    Entries are in ``{0, 1}`` for ReLU, ``{a, 1}`` for leaky ReLU and ``1`` for linear, so that
-    :math:`\\sigma(z)=\\sigma'(z)z`.
+    Registered as a pytree without leaves, so it can be passed through ``jit``/``vmap`` like any argument and is
+    always static. Use the constants :data:`RELU`, :data:`LINEAR` and :func:`leaky_relu`.
     """
-    if activation == "relu":
-        return (z > 0).astype(z.dtype)
-    if activation == "leaky_relu":
-        return jnp.where(z > 0, 1.0, slope).astype(z.dtype)
-    if activation == "linear":
+
+    name: str = "relu"
+    slope: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in ACTIVATIONS:
+            raise ValueError(f"activation: unknown value {self.name!r}; expected one of {ACTIVATIONS}")
+        if not isinstance(self.slope, (int, float)) or not math.isfinite(self.slope):
+            raise ValueError(f"slope: expected a finite number, got {self.slope!r}")
+        if self.name != "leaky_relu" and self.slope != 0:
+            raise ValueError(f"slope: only 'leaky_relu' takes a slope, got {self.slope!r} for {self.name!r}")
+        object.__setattr__(self, "slope", float(self.slope))
+
+    @classmethod
+    def from_config(cls, name: str, slope: float = 0.0) -> Activation:
+        """The activation of the config fields ``activation`` and ``slope`` (the slope counts for leaky ReLU only).
+
+        Raises:
+          ValueError: unknown ``name`` (message names the field ``activation``) or a non-finite ``slope``.
+        """
+        if name not in ACTIVATIONS:
+            raise ValueError(f"activation: unknown value {name!r}; expected one of {ACTIVATIONS}")
+        return cls(name, float(slope) if name == "leaky_relu" else 0.0)
+
+    def __call__(self, z: Array) -> Array:
+        """:math:`\\sigma(z)` elementwise: ``max(z, 0)``, ``z`` or ``a z`` below 0 (leaky), or ``z`` (linear)."""
+        if self.name == "relu":
+            return jnp.maximum(z, 0)
+        if self.name == "leaky_relu":
+            return jnp.where(z > 0, z, self.slope * z)
+        return z
+
+    def gate(self, z: Array) -> Array:
+        """:math:`\\sigma'(z)`, the diagonal of :math:`D_l` (:math:`\\sigma'(0)=0` for ReLU, ``a`` for leaky).
+
+        Entries are in ``{0, 1}`` for ReLU, ``{a, 1}`` for leaky ReLU and ``1`` for linear, so that
+        :math:`\\sigma(z)=\\sigma'(z)z`.
+        """
+        if self.name == "relu":
+            return (z > 0).astype(z.dtype)
+        if self.name == "leaky_relu":
+            return jnp.where(z > 0, 1.0, self.slope).astype(z.dtype)
         return jnp.ones_like(z)
-    raise ValueError(f"activation: unknown value {activation!r}; expected one of {ACTIVATIONS}")
+
+
+jax.tree_util.register_pytree_node(Activation, lambda a: ((), (a.name, a.slope)), lambda aux, _: Activation(*aux))
+
+#: ReLU, the paper's activation.
+RELU = Activation("relu")
+#: The identity (a linear network).
+LINEAR = Activation("linear")
+
+
+def leaky_relu(slope: float) -> Activation:
+    """Leaky ReLU with negative-side slope ``slope``."""
+    return Activation("leaky_relu", slope)
+
+
+def check_activation(activation: Activation) -> Activation:
+    """Returns ``activation`` or raises ``ValueError`` if it is not an :class:`Activation` (e.g. a bare name)."""
+    if not isinstance(activation, Activation):
+        raise ValueError(
+            f"activation: unknown value {activation!r}; expected an Activation (networks.RELU, "
+            "networks.leaky_relu(a), networks.LINEAR or Activation.from_config(name, slope))"
+        )
+    return activation
 
 
 def dense(layer: Layer, x: Array) -> Array:
@@ -95,14 +143,13 @@ def dense(layer: Layer, x: Array) -> Array:
     return z if b is None else z + b
 
 
-def forward(params: Params, x: Array, activation: str = "relu", slope: float = 0.0) -> tuple[Array, tuple[Hidden, ...]]:
+def forward(params: Params, x: Array, activation: Activation = RELU) -> tuple[Array, tuple[Hidden, ...]]:
     """Forward pass :math:`f_l = \\sigma(W_l^\\top f_{l-1} + b_l)`, :math:`f_L = W_L^\\top f_{L-1} + b_L`.
 
     Args:
       params: ``L`` layers, input to output.
       x: inputs, shape ``(..., d)``.
-      activation: ``'relu'``, ``'leaky_relu'`` or ``'linear'``.
-      slope: negative-side slope ``a`` of the leaky ReLU.
+      activation: the hidden activation :math:`\\sigma`.
 
     Returns:
       ``(out, hidden)``: ``out`` of shape ``(..., C)`` and one :class:`Hidden` per hidden layer
@@ -110,8 +157,8 @@ def forward(params: Params, x: Array, activation: str = "relu", slope: float = 0
 
     Raises:
       ValueError: ``params`` is not a non-empty sequence of ``(W, b)`` layers with matching widths, ``x`` is not a
-        floating-point array whose last axis is ``d``, or ``activation`` is unknown. Shapes are static, so the
-        check also runs (once, at trace time) under ``jit`` and ``vmap``.
+        floating-point array whose last axis is ``d``, or ``activation`` is not an :class:`Activation`. Shapes are
+        static, so the check also runs (once, at trace time) under ``jit`` and ``vmap``.
     """
     check_params_and_inputs(params, x)
     check_activation(activation)
@@ -119,7 +166,7 @@ def forward(params: Params, x: Array, activation: str = "relu", slope: float = 0
     f = x
     for layer in params[:-1]:
         z = dense(layer, f)
-        f = activate(z, activation, slope)
+        f = activation(z)
         hidden.append(Hidden(z, f))
     return dense(params[-1], f), tuple(hidden)
 
@@ -157,9 +204,9 @@ def check_params_and_inputs(params: Params, x: Array) -> None:
         width, width_name = w_shape[-1], f"params[{l}] fan_out"
 
 
-def apply(params: Params, x: Array, activation: str = "relu", slope: float = 0.0) -> Array:
+def apply(params: Params, x: Array, activation: Activation = RELU) -> Array:
     """Network output only, shape ``(..., C)``; see :func:`forward`."""
-    return forward(params, x, activation, slope)[0]
+    return forward(params, x, activation)[0]
 
 
 def widths(params: Params) -> tuple[int, ...]:
@@ -188,7 +235,7 @@ def fan_out_norms(params: Params) -> tuple[Array, ...]:
 
 
 def squared_error_loss(
-    params: Params, x: Array, y: Array, activation: str = "relu", slope: float = 0.0, convention: str = "half_sse"
+    params: Params, x: Array, y: Array, activation: Activation = RELU, convention: str = "half_sse"
 ) -> Array:
     """Batch loss between targets ``y`` (teacher outputs) and the network on ``x``.
 
@@ -201,9 +248,25 @@ def squared_error_loss(
     Returns:
       scalar loss.
     """
-    r = y - apply(params, x, activation, slope)
+    return residual_loss(y - apply(params, x, activation), convention)
+
+
+LOSSES = ("half_sse", "mse")
+
+
+def residual_loss(residual: Array, convention: str = "half_sse") -> Array:
+    """The squared-error loss of residuals ``y - f(x)``, the one place its formula is written.
+
+    ``'half_sse'``: :math:`\\tfrac1{2B}\\sum_i\\|r_i\\|^2` (the paper's :math:`J`, Eqn 1); ``'mse'``:
+    :math:`\\tfrac1{BC}\\sum_{i,c}r_{ic}^2` (the reference code's ``nn.MSELoss``; ``half_sse = C/2 * mse``).
+
+    Args:
+      residual: ``(B, C)`` (any leading axes before ``C`` are averaged).
+    Returns:
+      scalar loss.
+    """
     if convention == "half_sse":
-        return 0.5 * jnp.mean(jnp.sum(r * r, axis=-1))
+        return 0.5 * jnp.mean(jnp.sum(residual * residual, axis=-1))
     if convention == "mse":
-        return jnp.mean(r * r)
-    raise ValueError(f"loss: unknown value {convention!r}; expected 'half_sse' or 'mse'")
+        return jnp.mean(residual * residual)
+    raise ValueError(f"loss: unknown value {convention!r}; expected one of {LOSSES}")

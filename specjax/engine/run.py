@@ -1,4 +1,4 @@
-"""The training engine: one run as pure functions, and a compiled program that trains blocks of runs at once.
+"""One run as pure functions: its static Spec, swept Hparams, state, initialisation, loss, SGD chunk and evaluation.
 
 A *run* is a pure function of a :class:`Spec` (static: everything that fixes shapes or code paths), its
 :class:`Hparams` (array-valued: teacher polarity, learning rate, data std, ...) and its seed key:
@@ -11,7 +11,7 @@ A *run* is a pure function of a :class:`Spec` (static: everything that fixes sha
 The fast path (hand-written backpropagation, batch rows drawn per chunk, a correlation that skips the centred student
 copy) and its measurements are described in docs/performance.md; each piece is tested equal to the plain version.
 
-:class:`Program` jit-compiles these once per :class:`Spec`, vmapped over a leading *runs* axis and sharded over the
+:class:`specjax.engine.program.Program` jit-compiles these once per :class:`Spec`, vmapped over a leading *runs* axis and sharded over the
 devices of a 1-D mesh (axis ``'runs'``). Runs never interact, so a run's numbers do not depend on the other runs in
 its block, on the block size, on the chunk length or on the device count. Example (research code)::
 
@@ -27,18 +27,14 @@ its block, on the block size, on the chunk length or on the device count. Exampl
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from specjax import data as data_lib
-from specjax import networks, teachers
-from specjax.config import SWEPT_FIELDS, teacher_hidden_widths
+from specjax.core import data as data_lib
+from specjax.core import networks, teachers
 
 Array = jax.Array
 
@@ -52,7 +48,8 @@ class Spec:
       d, c: input and output dimensions.
       teacher_widths: teacher hidden widths ``(m_1, ..., m_{L-1})``.
       over_realization: student hidden width multiple (``n_l = over_realization * m_l``).
-      activation, slope, use_bias, teacher_bias: network settings (``teacher_bias`` for the two-layer teacher).
+      activation: the hidden :class:`~specjax.core.networks.Activation` (config fields ``activation``, ``slope``).
+      use_bias, teacher_bias: network settings (``teacher_bias`` for the two-layer teacher).
       student_init: ``'gaussian'`` (``N(0, init_scale^2)``, zero biases) or ``'uniform'`` (``U(+-1/sqrt(fan_in))``).
       init_last_teacher: ``'none'``, ``'helpful'`` or ``'adversarial'`` (:func:`teachers.steer_to_last_teacher`).
       data, n_train, n_eval, batch_size: data settings (``n_train = 0``: fresh samples each step).
@@ -68,8 +65,7 @@ class Spec:
     teacher_widths: tuple[int, ...] = (20,)
     c: int = 50
     over_realization: int = 1
-    activation: str = "relu"
-    slope: float = 0.1
+    activation: networks.Activation = networks.RELU
     use_bias: bool = True
     teacher_bias: float = -0.1
     student_init: str = "gaussian"
@@ -91,11 +87,10 @@ class Spec:
         return cls(
             teacher=cfg.teacher,
             d=cfg.d,
-            teacher_widths=teacher_hidden_widths(cfg),
+            teacher_widths=(cfg.m,) if cfg.teacher == "two_layer" else tuple(cfg.teacher_widths),
             c=cfg.c,
             over_realization=int(over_realization),
-            activation=cfg.activation,
-            slope=float(cfg.slope),
+            activation=networks.Activation.from_config(cfg.activation, float(cfg.slope)),
             use_bias=bool(cfg.use_bias),
             teacher_bias=float(cfg.teacher_bias),
             student_init=cfg.student_init,
@@ -123,7 +118,21 @@ class Spec:
 
 
 class Hparams(NamedTuple):
-    """Array-valued settings of runs; each field has the runs' leading axes (scalar per run)."""
+    """Array-valued settings of runs: the one declaration of the fields a sweep can vary without recompiling.
+
+    Each field has the runs' leading axes (a scalar per run). The sweep config has one sequence field per name
+    here (:data:`specjax.config.SWEPT_FIELDS` is ``Hparams._fields``), whose Cartesian product is a group's
+    settings axis; :data:`DEFAULTS` are the paper's values (the config's defaults) and :data:`LABELS` the short
+    names figures print.
+
+    Attributes:
+      teacher_polarity: :math:`p` of the teacher's fan-out norms :math:`\\propto (j+1)^{-p}` (Eqn 13).
+      lr: learning rate :math:`\\eta`.
+      data_std: standard deviation of the input distribution.
+      init_scale: standard deviation of the Gaussian student initialisation.
+      momentum: momentum (optimizer ``'momentum'``).
+      weight_decay: decoupled weight decay rate (0 = none).
+    """
 
     teacher_polarity: Array
     lr: Array
@@ -134,14 +143,40 @@ class Hparams(NamedTuple):
 
     @classmethod
     def broadcast(cls, runs: int, dtype="float64", **values: float) -> Hparams:
-        """``runs`` copies of one setting; unspecified fields default to 0 (``data_std`` to 1)."""
-        defaults = {f: 0.0 for f in SWEPT_FIELDS} | {"data_std": 1.0}
-        unknown = set(values) - set(SWEPT_FIELDS)
+        """``runs`` copies of one setting; a field not given takes its value in :data:`HPARAM_DEFAULTS`.
+
+        Raises:
+          ValueError: an unknown field, or a non-positive ``lr``.
+        """
+        unknown = set(values) - set(cls._fields)
         if unknown:
-            raise ValueError(f"Hparams: unknown field(s) {sorted(unknown)}; expected {SWEPT_FIELDS}")
-        merged = defaults | values
+            raise ValueError(f"Hparams: unknown field(s) {sorted(unknown)}; expected {cls._fields}")
+        merged = HPARAM_DEFAULTS | values
+        if not merged["lr"] > 0:
+            raise ValueError(f"Hparams.lr: must be > 0, got {merged['lr']!r}")
         dt = networks.resolve_dtype(dtype)
-        return cls(**{f: jnp.full((runs,), merged[f], dt) for f in SWEPT_FIELDS})
+        return cls(**{f: jnp.full((runs,), merged[f], dt) for f in cls._fields})
+
+
+#: The paper's values of the swept fields (THEORY: section 7's two-layer experiment); the config's defaults.
+HPARAM_DEFAULTS = {
+    "teacher_polarity": 0.0,
+    "lr": 0.01,
+    "data_std": 1.5,
+    "init_scale": 0.005,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+}
+#: Short names of the swept fields for figure legends.
+HPARAM_LABELS = {
+    "teacher_polarity": "p",
+    "lr": "lr",
+    "data_std": "std",
+    "init_scale": "init",
+    "momentum": "mom",
+    "weight_decay": "wd",
+}
+assert tuple(HPARAM_DEFAULTS) == Hparams._fields == tuple(HPARAM_LABELS)
 
 
 class RunState(NamedTuple):
@@ -173,12 +208,15 @@ class EvalRecord(NamedTuple):
     """Evaluation-point quantities for one run, computed on device.
 
     Attributes:
-      eval_loss: loss (training convention) on the evaluation set, scalar.
+      eval_loss: loss in the run's training convention (``Spec.loss``) on the evaluation set, scalar.
+      eval_mse: mean over samples and outputs of the squared error (the reference code's logged loss, which the
+        paper's Fig. 10 plots; ``half_sse = C/2 * mse``), scalar.
       corr: per hidden layer, ``(m_l, n_l)`` teacher x student correlation of activations on the eval set.
       fan_out_norm: per hidden layer, ``(n_l,)`` student fan-out weight norms.
     """
 
     eval_loss: Array
+    eval_mse: Array
     corr: tuple[Array, ...]
     fan_out_norm: tuple[Array, ...]
 
@@ -221,7 +259,6 @@ def make_teacher(spec: Spec, hp: Hparams, key: Array, tuning_inputs: Array) -> n
         tuning_inputs,
         hp.teacher_polarity,
         activation=spec.activation,
-        slope=spec.slope,
         use_bias=spec.use_bias,
         dtype=dt,
     )
@@ -246,7 +283,6 @@ def init_run(spec: Spec, hp: Hparams, key: Array) -> tuple[networks.Params, data
         data_std=hp.data_std,
         distribution=spec.data,
         activation=spec.activation,
-        slope=spec.slope,
         x_eval=x_eval,
         dtype=dt,
     )
@@ -261,7 +297,7 @@ def init_run(spec: Spec, hp: Hparams, key: Array) -> tuple[networks.Params, data
 
 def loss_fn(spec: Spec, student: networks.Params, x: Array, y: Array) -> Array:
     """Training loss on a batch ``x (B, d)``, ``y (B, C)`` in the spec's convention."""
-    return networks.squared_error_loss(student, x, y, spec.activation, spec.slope, spec.loss)
+    return networks.squared_error_loss(student, x, y, spec.activation, spec.loss)
 
 
 def loss_and_grad(spec: Spec, student: networks.Params, x: Array, y: Array) -> tuple[Array, networks.Params]:
@@ -285,15 +321,11 @@ def loss_and_grad(spec: Spec, student: networks.Params, x: Array, y: Array) -> t
     Returns:
       ``(loss, grads)``: scalar loss and a pytree shaped like ``student``.
     """
-    out, hidden = networks.forward(student, x, spec.activation, spec.slope)
+    out, hidden = networks.forward(student, x, spec.activation)
     residual = y - out  # (B, C)
     batch, outputs = y.shape
-    if spec.loss == "half_sse":
-        loss = 0.5 * jnp.mean(jnp.sum(residual * residual, axis=-1))
-        delta = residual * (-1.0 / batch)
-    else:
-        loss = jnp.mean(residual * residual)
-        delta = residual * (-2.0 / (batch * outputs))
+    loss = networks.residual_loss(residual, spec.loss)
+    delta = residual * (-1.0 / batch if spec.loss == "half_sse" else -2.0 / (batch * outputs))
     layer_inputs = (x, *(h.post for h in hidden))
     cpu = jax.default_backend() == "cpu"
     grads = [None] * len(student)
@@ -303,7 +335,7 @@ def loss_and_grad(spec: Spec, student: networks.Params, x: Array, y: Array) -> t
         grads[l] = (_transposed(layer_inputs[l], gemm) @ delta, None if b is None else jnp.sum(delta, axis=0))
         if l > 0:
             back = jnp.transpose(W @ delta.T) if gemm else delta @ W.T
-            delta = back * networks.gate(hidden[l - 1].pre, spec.activation, spec.slope)
+            delta = back * spec.activation.gate(hidden[l - 1].pre)
     return loss, tuple(grads)
 
 
@@ -372,7 +404,6 @@ def train_steps(
                 data_std=hp.data_std,
                 distribution=spec.data,
                 activation=spec.activation,
-                slope=spec.slope,
             )
         return data.x_train[rows], data.y_train[rows]
 
@@ -409,11 +440,11 @@ def train_steps(
 
 def evaluate(spec: Spec, state: RunState, data: data_lib.Dataset) -> EvalRecord:
     """Evaluation record of one run on its evaluation set (THEORY.md section 3 quantities)."""
-    out, hidden = networks.forward(state.student, data.x_eval, spec.activation, spec.slope)
+    out, hidden = networks.forward(state.student, data.x_eval, spec.activation)
     r = data.y_eval - out
-    eval_loss = 0.5 * jnp.mean(jnp.sum(r * r, -1)) if spec.loss == "half_sse" else jnp.mean(r * r)
+    eval_loss, eval_mse = networks.residual_loss(r, spec.loss), networks.residual_loss(r, "mse")
     corr = tuple(correlation_to_teacher(t.post, s.post) for t, s in zip(data.teacher_eval, hidden, strict=True))
-    return EvalRecord(eval_loss, corr, networks.fan_out_norms(state.student))
+    return EvalRecord(eval_loss, eval_mse, corr, networks.fan_out_norms(state.student))
 
 
 def correlation_to_teacher(teacher_acts: Array, student_acts: Array, eps: float = 1e-10) -> Array:
@@ -435,62 +466,3 @@ def correlation_to_teacher(teacher_acts: Array, student_acts: Array, eps: float 
     s_mean = jnp.mean(student_acts, axis=0)
     s_norm = jnp.sqrt(jnp.sum(jnp.square(student_acts - s_mean), axis=0) + eps)
     return (t_unit.T @ student_acts) / s_norm
-
-
-class Program:
-    """The compiled, vmapped, sharded functions of one :class:`Spec`.
-
-    Every argument and result has a leading runs axis whose length must be a multiple of the number of devices
-    in ``mesh``; it is sharded over the mesh axis ``'runs'``. Each function compiles once per distinct runs-axis
-    length (keep blocks a fixed size to avoid recompiling).
-
-    Args:
-      spec: static settings.
-      chunk_steps: steps per :meth:`train` call.
-      mesh: 1-D device mesh with axis ``'runs'``; default: all devices.
-    """
-
-    def __init__(self, spec: Spec, chunk_steps: int, mesh: Mesh | None = None):
-        self.spec = spec
-        self.chunk_steps = int(chunk_steps)
-        self.warm = False  # set by callers once train() has run (compiled); used to exclude compile time
-        self.mesh = mesh if mesh is not None else make_mesh()
-        runs = NamedSharding(self.mesh, PartitionSpec("runs"))
-        self.sharding = runs
-        self.init = jax.jit(jax.vmap(functools.partial(init_run, spec)), out_shardings=runs)
-        self.train = jax.jit(
-            jax.vmap(functools.partial(train_steps, spec, self.chunk_steps)), out_shardings=runs, donate_argnums=(0,)
-        )
-        self.evaluate = jax.jit(jax.vmap(functools.partial(evaluate, spec)), out_shardings=runs)
-
-    @property
-    def num_devices(self) -> int:
-        return self.mesh.devices.size
-
-    def place(self, tree):
-        """Puts host arrays on the mesh, runs axis sharded."""
-        return jax.device_put(tree, self.sharding)
-
-
-def make_mesh(num_devices: int = 0) -> Mesh:
-    """1-D mesh with axis ``'runs'`` over the first ``num_devices`` devices (0 = all)."""
-    devices = jax.devices()
-    if num_devices:
-        if num_devices > len(devices):
-            raise ValueError(f"num_devices: {num_devices} requested but only {len(devices)} available")
-        devices = devices[:num_devices]
-    return Mesh(np.array(devices), ("runs",))
-
-
-def flops_per_step(spec: Spec) -> int:
-    """Floating-point operations of one training step of one run (forward + backward matmuls and bias adds).
-
-    Counted as :math:`2B\\,n_{l-1}n_l` per matrix product: forward, the weight gradient, and the input gradient of
-    every layer but the first. The minibatch gather and elementwise work are not counted.
-    """
-    ws = spec.student_widths
-    batch = spec.n_train if spec.optimizer == "gd" else spec.batch_size
-    macs = 0
-    for l, (a, b) in enumerate(zip(ws[:-1], ws[1:], strict=True)):
-        macs += a * b * (3 if l > 0 else 2)
-    return 2 * batch * macs

@@ -2,9 +2,9 @@
 
 :func:`load_config` reads ``experiments/configs/<name>.py:<scale>``; :func:`sweep_results` returns a finished sweep
 (running or resuming it through :func:`specjax.sweep.run_sweep` if needed); :func:`population_results` and
-:func:`conv_results` do the same for the SGD-vs-population-flow comparison (:mod:`specjax.population`) and the
-real-data experiment (:mod:`specjax.realdata`). Each results folder also holds ``timing.json``: the wall seconds spent
-computing it, summed over resumptions. :mod:`specjax.figures` turns these results into figures.
+:func:`conv_results` do the same for the SGD-vs-population-flow comparison (:mod:`specjax.theory.population`) and the
+real-data experiment (:mod:`specjax.realdata.experiment`). Each results folder also holds ``timing.json``: the wall seconds spent
+computing it, summed over resumptions. :mod:`specjax.figures.drivers` turns these results into figures.
 """
 
 from __future__ import annotations
@@ -20,14 +20,11 @@ import numpy as np
 
 from specjax import config as config_lib
 from specjax import store
+from specjax.errors import FigureError
 
 SCALES = ("test", "small", "paper")
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 ProgressFn = Callable[[str], None] | None
-
-
-class FigureError(ValueError):
-    """A figure cannot be made (unknown figure or scale, missing config file or module)."""
 
 
 def load_config(name: str, scale: str) -> ml_collections.ConfigDict:
@@ -114,7 +111,7 @@ def jsonable(obj):
 def population_results(
     cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn
 ) -> tuple[dict[str, np.ndarray], float | None, bool]:
-    """SGD vs the exact population flow for ``cfg.seeds`` runs (:func:`specjax.population.make_sgd_flow_comparison`),
+    """SGD vs the exact population flow for ``cfg.seeds`` runs (:func:`specjax.theory.population.make_sgd_flow_comparison`),
     cached in ``directory/results.npz``.
 
     The config is a sweep config with one value per swept field and one over-realization; records are taken every
@@ -128,7 +125,8 @@ def population_results(
     import jax
     import jax.numpy as jnp
 
-    from specjax import population, train
+    from specjax import engine as train
+    from specjax.theory import population
 
     rk4_every = int(cfg.rk4_step_sgd_steps)
     sweep_cfg = ml_collections.ConfigDict({k: v for k, v in cfg.items() if k != "rk4_step_sgd_steps"})
@@ -146,7 +144,7 @@ def population_results(
         spec, sweep_cfg.epochs, sweep_cfg.steps_per_epoch, max(1, sweep_cfg.steps_per_epoch // rk4_every)
     )
     setting = config_lib.settings_grid(sweep_cfg)[0]
-    hp = train.Hparams.broadcast(sweep_cfg.seeds, sweep_cfg.dtype, **setting.as_dict())
+    hp = train.Hparams.broadcast(sweep_cfg.seeds, sweep_cfg.dtype, **setting._asdict())
     keys = jax.vmap(train.seed_key, (None, 0))(sweep_cfg.seed, jnp.arange(sweep_cfg.seeds))
     out = jax.device_get(jax.jit(jax.vmap(compare))(hp, keys))
     arrays = {
@@ -168,15 +166,15 @@ def population_results(
 def conv_results(
     cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn
 ) -> tuple[dict[str, np.ndarray], float | None, bool]:
-    """:func:`specjax.realdata.run_conv_experiment` for ``cfg`` (seed ``cfg.seed``), cached in
+    """:func:`specjax.realdata.experiment.run_conv_experiment` for ``cfg`` (seed ``cfg.seed``), cached in
     ``directory/results.npz``.
 
     Returns:
-      ``(arrays, compute seconds, computed_now)``; arrays as :func:`specjax.realdata.run_conv_experiment` documents.
+      ``(arrays, compute seconds, computed_now)``; arrays as :func:`specjax.realdata.experiment.run_conv_experiment` documents.
     """
     import jax
 
-    from specjax import realdata
+    from specjax.realdata import experiment as realdata
 
     results_path, config_path = directory / "results.npz", directory / "config.json"
     wanted = jsonable(cfg.to_dict())

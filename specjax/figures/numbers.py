@@ -2,8 +2,8 @@
 
 Every function takes the arrays of :func:`specjax.sweep.group_arrays` (leading axes ``(settings, seeds)``; ``S``
 settings, ``N`` seeds, ``E`` evaluations, ``P`` snapshots, ``m`` teacher and ``n`` student nodes) and returns plain
-NumPy arrays or JSON-friendly dicts. Plots (:mod:`specjax.plots`, :mod:`specjax.plots_dynamics`) and the tests of
-:mod:`specjax.figures` read the same numbers, so a figure and the claim it supports cannot drift apart.
+NumPy arrays or JSON-friendly dicts. Plots (:mod:`specjax.figures.plots`, :mod:`specjax.figures.plots_dynamics`) and the tests of
+:mod:`specjax.figures.drivers` read the same numbers, so a figure and the claim it supports cannot drift apart.
 
 The JAX function here, :func:`expected_fan_out_norms`, is Fig. 8's y-axis for deep networks:
 :math:`\\sqrt{\\mathbb E_x\\beta_{kk}(x)}` with :math:`\\beta_{kk}=\\|v_k(x)\\|^2` from Lemma 1's recursion.
@@ -17,9 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from specjax import data as data_lib
-from specjax import lemma1, metrics, networks
-from specjax.train import seed_key
+from specjax.core import data as data_lib
+from specjax.core import metrics, networks
+from specjax.engine.run import seed_key
+from specjax.theory import lemma1
 
 #: A student counts as specialized in Fig. 7's numbers when its best teacher correlation exceeds this, and as
 #: unspecialized below :data:`UNSPECIALIZED_BELOW`.
@@ -85,18 +86,18 @@ def l_shape_stats(best_student_corr: np.ndarray, fan_out: np.ndarray) -> dict[st
 
 
 def expected_fan_out_norms(
-    params: networks.Params, x: jax.Array, activation: str = "relu", slope: float = 0.0, chunk: int = 128
+    params: networks.Params, x: jax.Array, activation: networks.Activation = networks.RELU, chunk: int = 128
 ) -> tuple[jax.Array, ...]:
     """:math:`\\sqrt{\\mathbb E_x\\beta_{kk}(x)}=\\sqrt{\\mathbb E_x\\|v_{l,k}(x)\\|^2}` for every hidden node (Fig. 8).
 
-    :func:`specjax.lemma1.effective_fan_out_norms` (Lemma 1's top-down recursion for the effective fan-outs
+    :func:`specjax.theory.lemma1.effective_fan_out_norms` (Lemma 1's top-down recursion for the effective fan-outs
     :math:`v_{l,k}(x)`, THEORY.md section 2) over ``chunk`` samples at a time, so that memory stays at
     ``chunk * C * n_l`` floats for the paper's 1250-wide layers; chunk means of :math:`\\beta_{kk}` are averaged.
 
     Args:
       params: network, ``L`` layers (``W`` of shape ``(n_{l-1}, n_l)``).
       x: ``(N, d)`` inputs over which the expectation is taken; ``chunk`` must divide ``N``.
-      activation, slope: the network's activation.
+      activation: the network's activation.
 
     Returns:
       one ``(n_l,)`` array per hidden layer, input to output.
@@ -106,7 +107,7 @@ def expected_fan_out_norms(
         raise ValueError(f"chunk: {chunk} must divide the number of samples {num}")
 
     def chunk_beta(xc):
-        return tuple(n * n for n in lemma1.effective_fan_out_norms(params, xc, activation, slope))
+        return tuple(n * n for n in lemma1.effective_fan_out_norms(params, xc, activation))
 
     betas = jax.lax.map(chunk_beta, x.reshape(num // chunk, chunk, x.shape[1]))
     return tuple(jnp.sqrt(jnp.mean(b, axis=0)) for b in betas)
@@ -114,7 +115,7 @@ def expected_fan_out_norms(
 
 def deep_eval_inputs(cfg, seed_index: int, data_std: float, samples: int) -> jax.Array:
     """The first ``samples`` evaluation inputs of seed ``seed_index`` of a sweep (the same draw as
-    :func:`specjax.train.init_run`), shape ``(samples, d)``."""
+    :func:`specjax.engine.run.init_run`), shape ``(samples, d)``."""
     k_data = jax.random.split(seed_key(cfg.seed, jnp.asarray(seed_index, jnp.int32)), 3)[2]
     dtype = networks.resolve_dtype(cfg.dtype)
     x = data_lib.sample_inputs(data_lib.eval_key(k_data), cfg.n_eval, cfg.d, data_std, cfg.data, dtype)
@@ -145,7 +146,8 @@ def deep_l_shape(
     x = deep_eval_inputs(cfg, seed, float(arrays["data_std"][setting]), samples)
     chunk = max(c for c in (256, 128, 64, 32, 16, 8, 4, 2, 1) if samples % c == 0)
     epochs = arrays["snapshot_epochs"]
-    fn = jax.jit(lambda p, xs: expected_fan_out_norms(p, xs, cfg.activation, cfg.slope, chunk))
+    activation = networks.Activation.from_config(cfg.activation, cfg.slope)
+    fn = jax.jit(lambda p, xs: expected_fan_out_norms(p, xs, activation, chunk))
     per_snapshot = [fn(snapshot_params(arrays, setting, seed, p), x) for p in range(len(epochs))]
     layers = len(per_snapshot[0])
     corr_at = np.searchsorted(arrays["corr_epochs"], epochs)

@@ -12,15 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from specjax.config import SWEPT_FIELDS  # noqa: E402
-
-LABELS = {
-    "teacher_polarity": "p",
-    "lr": "lr",
-    "data_std": "std",
-    "init_scale": "init",
-    "momentum": "mom",
-    "weight_decay": "wd",
-}
+from specjax.engine import HPARAM_LABELS as LABELS  # noqa: E402
 
 
 def save(fig, path_prefix: str | Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
@@ -149,7 +141,7 @@ def loss_curves_figure(
 
     Args:
       arrays_per_group: one :func:`specjax.sweep.group_arrays` dict per over-realization.
-      log_loss_mean, log_loss_std: per group, ``(S, E)`` from :func:`specjax.figure_data.log_loss_stats`.
+      log_loss_mean, log_loss_std: per group, ``(S, E)`` from :func:`specjax.figures.numbers.log_loss_stats`.
       path_prefix: output path without suffix.
     """
     cols = len(arrays_per_group)

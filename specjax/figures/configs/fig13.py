@@ -1,6 +1,6 @@
 """Fig. 13 (real data): a pruned convolutional teacher on scikit-learn's 8x8 digits and over-realized students.
 
-The settings are :data:`specjax.realdata.CONV_EXPERIMENT_SCALES` (``small``, ``paper``; ``--data_directory`` with
+The settings are :data:`specjax.realdata.experiment.CONV_EXPERIMENT_SCALES` (``small``, ``paper``; ``--data_directory`` with
 the figures command selects the ``cifar10`` one) as a ConfigDict, plus ``seed`` (the experiment's PRNG seed);
 ``test`` shrinks ``small`` to seconds. Run with ``python -m specjax.figures --figure=13 --scale=small --workdir=DIR``.
 """
@@ -9,7 +9,7 @@ import dataclasses
 
 import ml_collections
 
-from specjax import realdata
+from specjax.realdata import experiment as realdata
 
 SCALES = ("test", "small", "paper", "cifar10")
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from specjax.networks import Hidden, Params, forward
+from specjax.core.networks import RELU, Activation, Hidden, Params, forward
 
 Array = jax.Array
 
@@ -27,7 +27,7 @@ class Dataset(NamedTuple):
       y_train: ``(n_train, C)`` teacher outputs on them, computed once.
       x_eval: ``(n_eval, d)`` evaluation inputs.
       y_eval: ``(n_eval, C)`` teacher outputs.
-      teacher_eval: teacher's hidden layers on ``x_eval``, one :class:`~specjax.networks.Hidden` per layer.
+      teacher_eval: teacher's hidden layers on ``x_eval``, one :class:`~specjax.core.networks.Hidden` per layer.
       batch_key: key from which batch ``t`` is drawn by ``fold_in(batch_key, t)``.
     """
 
@@ -67,8 +67,7 @@ def make_dataset(
     d: int,
     data_std: Array,
     distribution: str = "gaussian",
-    activation: str = "relu",
-    slope: float = 0.0,
+    activation: Activation = RELU,
     x_eval: Array | None = None,
     dtype=jnp.float32,
 ) -> Dataset:
@@ -85,8 +84,8 @@ def make_dataset(
     if x_eval is None:
         x_eval = sample_inputs(k_eval, n_eval, d, data_std, distribution, dtype)
     x_train = sample_inputs(k_train, n_train, d, data_std, distribution, dtype)
-    y_train, _ = forward(teacher, x_train, activation, slope)
-    y_eval, teacher_eval = forward(teacher, x_eval, activation, slope)
+    y_train, _ = forward(teacher, x_train, activation)
+    y_eval, teacher_eval = forward(teacher, x_eval, activation)
     return Dataset(x_train, y_train, x_eval, y_eval, teacher_eval, k_batch)
 
 
@@ -103,8 +102,7 @@ def minibatch(
     *,
     data_std: Array,
     distribution: str = "gaussian",
-    activation: str = "relu",
-    slope: float = 0.0,
+    activation: Activation = RELU,
 ) -> tuple[Array, Array]:
     """Batch of global step ``step``: ``(x (B, d), y (B, C))``.
 
@@ -115,7 +113,7 @@ def minibatch(
     n_train, d = data.x_train.shape
     if n_train == 0:
         x = sample_inputs(k, batch_size, d, data_std, distribution, data.x_eval.dtype)
-        y, _ = forward(teacher, x, activation, slope)
+        y, _ = forward(teacher, x, activation)
         return x, y
     idx = jax.random.randint(k, (batch_size,), 0, n_train)
     return data.x_train[idx], data.y_train[idx]

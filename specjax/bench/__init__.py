@@ -1,0 +1,1 @@
+"""The benchmark: ``python -m specjax.bench`` measures run-steps/s, peak fraction and baselines."""

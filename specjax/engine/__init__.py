@@ -1,0 +1,38 @@
+"""The training engine: a run as pure functions (:mod:`~specjax.engine.run`) and its compiled form
+(:mod:`~specjax.engine.program`)."""
+
+from specjax.engine.program import Program, flops_per_step, make_mesh
+from specjax.engine.run import (
+    HPARAM_DEFAULTS,
+    HPARAM_LABELS,
+    ChunkStats,
+    EvalRecord,
+    Hparams,
+    RunState,
+    Spec,
+    evaluate,
+    init_run,
+    loss_and_grad,
+    loss_fn,
+    seed_key,
+    train_steps,
+)
+
+__all__ = [
+    "HPARAM_DEFAULTS",
+    "HPARAM_LABELS",
+    "ChunkStats",
+    "EvalRecord",
+    "Hparams",
+    "Program",
+    "RunState",
+    "Spec",
+    "evaluate",
+    "flops_per_step",
+    "init_run",
+    "loss_and_grad",
+    "loss_fn",
+    "make_mesh",
+    "seed_key",
+    "train_steps",
+]

@@ -1,0 +1,28 @@
+"""The one error base of specjax: every refusal the library raises derives from :class:`SpecjaxError`.
+
+The command-line programs catch :class:`SpecjaxError` (and nothing broader) and print its message as one line on
+stderr with exit status 2; anything else is a bug and keeps its traceback. Each subclass also derives from
+``ValueError``, so research code that caught ``ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class SpecjaxError(ValueError):
+    """Base of every error specjax raises on purpose; the message names the field, argument or path at fault."""
+
+
+class ConfigError(SpecjaxError):
+    """A configuration value is invalid; the message names the field (``config.<field>: ...``)."""
+
+
+class StoreError(SpecjaxError):
+    """A result, checkpoint or output file is missing, corrupted, foreign, or cannot be written; names the file."""
+
+
+class SweepError(SpecjaxError):
+    """A sweep cannot start: its workdir holds another sweep, is locked, or is not a sweep's folder."""
+
+
+class FigureError(SpecjaxError):
+    """A figure cannot be made from what was asked (unknown figure or scale, bad results)."""

@@ -1,0 +1,60 @@
+"""``python -m specjax.sweep`` (and the ``specjax-sweep`` script): the absl command line over
+:func:`specjax.sweep.run_sweep`.
+
+    python -m specjax.sweep --config=experiments/configs/quickstart.py --workdir=runs/quickstart [--config.seeds=16]
+
+Never imported by the package: ``import specjax`` does not load it, so ``-m`` runs it exactly once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from specjax import config as config_lib
+from specjax.errors import StoreError
+
+FIGURE = "success_rate"
+
+
+def main(argv: list[str]) -> None:
+    """absl main: load the config, run the sweep, draw the success-rate figure."""
+    from absl import flags
+
+    from specjax import enable_float64
+    from specjax.figures import plots
+    from specjax.sweep import run_sweep
+
+    if len(argv) > 1:
+        raise config_lib.ConfigError(f"unexpected argument(s) {argv[1:]}")
+    f = flags.FLAGS
+    cfg = f.config
+    config_lib.validate(cfg)
+    for ext in ("png", "pdf"):  # output paths checked before any compute
+        path = Path(f.workdir) / f"{FIGURE}.{ext}"
+        if path.is_dir():
+            raise StoreError(f"{path}: the figure's path is a directory; move it away")
+    enable_float64()
+    result = run_sweep(cfg, f.workdir, overwrite=f.overwrite, progress=lambda s: print(s, flush=True))
+    paths = plots.success_rate_figure(result.summary, Path(f.workdir) / FIGURE)
+    print(f"wrote {f.workdir}/summary.json, results/*.npz and {', '.join(str(p) for p in paths)}")
+
+
+def run_cli() -> None:
+    """Entry point of ``python -m specjax.sweep`` and the ``specjax-sweep`` script."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    from specjax import cli
+
+    cli.configure_cpu_devices()
+    config_flags.DEFINE_config_file(
+        "config", None, "Sweep config file, e.g. experiments/configs/two_layer.py.", lock_config=True
+    )
+    flags.DEFINE_string("workdir", None, "Output folder (created; resumed if it holds the same sweep).")
+    flags.DEFINE_bool("overwrite", False, "Discard a previous sweep in --workdir and start fresh.")
+    flags.mark_flags_as_required(["config", "workdir"])
+    cli.run(main, "specjax.sweep")
+
+
+if __name__ == "__main__":
+    run_cli()

@@ -1,0 +1,150 @@
+"""Stage 4 of a sweep, checkpoints: the format of a wave's checkpoint, and saving, loading and checking it.
+
+One atomically replaced ``checkpoints/group<g>_wave<w>.npz`` per wave holds every block's
+:class:`~specjax.engine.RunState`, the summed training statistics of the evaluation interval in progress, the
+history so far, the chunk counter, and what ties it to its sweep: the sweep's identity hash
+(:func:`specjax.sweep.workdir.sweep_id`) and the wave's layout (block size and padded run range). Teachers and data
+are not stored: they are pure functions of the seed keys, rebuilt bit for bit on resume. A checkpoint of another
+sweep or layout is refused with one line naming it (never resumed: a foreign file in a workdir means files were
+moved or mixed, and silently retraining would hide that).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from specjax import store
+from specjax.errors import StoreError
+from specjax.sweep.plan import GroupPlan
+from specjax.sweep.record import History
+
+CHECKPOINT_FORMAT = 3
+CHECKPOINT_KEYS = ("format", "sweep_id", "chunks_done", "done", "num_blocks", "block", "wave_start", "wave_stop")
+
+
+def checkpoint_path(workdir: Path, plan: GroupPlan, wave: int) -> Path:
+    """``workdir/checkpoints/group<g>_wave<w>.npz``."""
+    return workdir / "checkpoints" / f"group{plan.index}_wave{wave}.npz"
+
+
+def checkpoint_layout(plan: GroupPlan, runs: range) -> dict[str, int]:
+    """What a wave's checkpoint must match besides the sweep: block size and the wave's (padded) run range.
+
+    The block is ``runs_per_block`` x devices, so a checkpoint written with another device count does not match.
+    """
+    return {"block": plan.block, "wave_start": runs.start, "wave_stop": runs.stop}
+
+
+def check_identity(path: Path, z: dict[str, np.ndarray], sweep: str, layout: dict[str, int]) -> None:
+    """Refuses a checkpoint of another format, sweep or layout.
+
+    Raises:
+      StoreError: naming ``path`` and what differs.
+    """
+    if int(z["format"]) != CHECKPOINT_FORMAT:
+        raise StoreError(
+            f"{path}: checkpoint format {int(z['format'])} is not this version's ({CHECKPOINT_FORMAT}); "
+            "use --overwrite to start fresh"
+        )
+    held_id = str(z["sweep_id"])
+    if held_id != sweep:
+        raise StoreError(
+            f"{path}: checkpoint belongs to another sweep (identity {held_id}, this sweep is {sweep}); "
+            "it was copied or left here by mistake: delete it to retrain its wave, or use --overwrite"
+        )
+    held = {k: int(z[k]) for k in layout if k in z}
+    if held != layout:
+        raise StoreError(
+            f"{path}: checkpoint was written for blocks of {held.get('block')} runs (runs_per_block x devices) "
+            f"and runs {held.get('wave_start')}..{held.get('wave_stop')}, this sweep has blocks of {layout['block']} "
+            f"and runs {layout['wave_start']}..{layout['wave_stop']}; resume with the same number of devices "
+            "(config.num_devices) or use --overwrite"
+        )
+
+
+def check_checkpoints(workdir: Path, plans: list[GroupPlan], sweep: str) -> None:
+    """Reads every existing checkpoint of the sweep in full before any training, so a damaged or foreign one stops
+    the sweep at once, with its name, instead of after hours of other groups' work.
+
+    Raises:
+      StoreError: a checkpoint is truncated or corrupted (zip CRC), lacks arrays, or belongs elsewhere.
+    """
+    for plan in plans:
+        for wave, runs in enumerate(plan.waves):
+            path = checkpoint_path(workdir, plan, wave)
+            if path.exists() or path.is_symlink():
+                try:
+                    z = store.load_npz(path, required=CHECKPOINT_KEYS)
+                    check_identity(path, z, sweep, checkpoint_layout(plan, runs))
+                except StoreError as e:
+                    raise StoreError(
+                        f"{e}; delete that file to retrain its wave, or use --overwrite to start the sweep afresh"
+                    ) from None
+
+
+def save_checkpoint(
+    path: Path,
+    blocks_state: list,
+    history: History,
+    chunks_done: int,
+    pending_stats,
+    done: bool,
+    sweep: str,
+    layout: dict[str, int],
+) -> None:
+    """Writes the full state of a wave after ``chunks_done`` chunks, atomically (see the module docstring)."""
+    arrays = {
+        "format": np.array(CHECKPOINT_FORMAT),
+        "sweep_id": np.array(sweep),
+        "chunks_done": np.array(chunks_done),
+        "done": np.array(done),
+        "num_blocks": np.array(len(blocks_state)),
+        **{k: np.array(v) for k, v in layout.items()},
+    }
+    for b, state in enumerate(blocks_state):
+        for i, leaf in enumerate(jax.tree.leaves(jax.device_get(state))):
+            arrays[f"state/{b}/{i}"] = np.asarray(leaf)
+    if pending_stats is not None:
+        for i, leaf in enumerate(jax.tree.leaves(pending_stats)):
+            arrays[f"stats/{i}"] = np.asarray(leaf)
+    for k, v in history.stacked().items():
+        arrays[f"history/{k}"] = v
+    store.save_npz(path, arrays)
+
+
+def load_checkpoint(path: Path, template_states: list, stats_template, sweep: str, layout: dict[str, int]):
+    """Inverse of :func:`save_checkpoint`; checks the identity, the layout and every leaf's shape and dtype.
+
+    Returns:
+      ``(block_states, history, chunks_done, done, pending_stats)``.
+
+    Raises:
+      StoreError: unreadable file or a mismatch (names the file and the array).
+    """
+    z = store.load_npz(path, required=CHECKPOINT_KEYS)
+    check_identity(path, z, sweep, layout)
+    if int(z["num_blocks"]) != len(template_states):
+        raise StoreError(f"{path}: checkpoint holds {int(z['num_blocks'])} blocks, expected {len(template_states)}")
+
+    def restore(prefix, template):
+        leaves, treedef = jax.tree.flatten(template)
+        out = []
+        for i, leaf in enumerate(leaves):
+            key = f"{prefix}/{i}"
+            if key not in z:
+                raise StoreError(f"{path}: missing array {key!r}")
+            arr = z[key]
+            if arr.shape != leaf.shape or arr.dtype != leaf.dtype:
+                raise StoreError(
+                    f"{path}: array {key!r} has shape {arr.shape} {arr.dtype}, expected {leaf.shape} {leaf.dtype}"
+                )
+            out.append(arr)
+        return jax.tree.unflatten(treedef, out)
+
+    states = [restore(f"state/{b}", t) for b, t in enumerate(template_states)]
+    stats = restore("stats", stats_template) if "stats/0" in z else None
+    history = History({k[len("history/") :]: v for k, v in z.items() if k.startswith("history/")})
+    return states, history, int(z["chunks_done"]), bool(z["done"]), stats

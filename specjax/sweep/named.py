@@ -1,0 +1,226 @@
+"""Named views of a sweep's results: one xarray Dataset, a tidy pandas table, and single runs by setting and seed.
+
+The positional arrays of :mod:`specjax.sweep.schema` become labelled ones: a dimension per swept field (the config
+field names: ``over_realization``, ``teacher_polarity``, ``lr``, ``data_std``, ``init_scale``, ``momentum``,
+``weight_decay``; length-1 fields included, so every sweep has the same dimensions -- ``.squeeze()`` drops them),
+``seed``, ``epoch``, and per hidden layer ``l`` the node dimensions ``teacher_l<l>`` and ``student_l<l>`` (students
+padded with NaN to the widest group). xarray and pandas are the optional extra ``specjax[analysis]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+import jax
+import numpy as np
+
+from specjax import config as config_lib
+from specjax.core import data as data_lib
+from specjax.core import metrics
+from specjax.engine import Hparams, Spec, seed_key
+from specjax.errors import SpecjaxError
+from specjax.sweep.schema import SPECS, key
+
+#: The per-evaluation scalars of each run.
+SCALARS = ("eval_loss", "eval_mse", "train_loss", "grad_norm")
+#: Per-layer per-evaluation vectors, and the node dimension they run over.
+VECTORS = {"best_teacher_corr": "teacher", "best_student_corr": "student", "fan_out_norm": "student"}
+
+
+def _require(module: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise SpecjaxError(
+            f"{module} is not installed: named results need the analysis extra (pip install 'specjax[analysis]')"
+        ) from None
+
+
+def _swept_values(cfg) -> dict[str, list[float]]:
+    return {f: [float(v) for v in config_lib._as_tuple(cfg, f)] for f in config_lib.SWEPT_FIELDS}
+
+
+def _grid(cfg, a: np.ndarray) -> np.ndarray:
+    """Splits a group array's leading settings axis into one axis per swept field (product order, last fastest)."""
+    shape = [len(v) for v in _swept_values(cfg).values()]
+    return a.reshape(*shape, *a.shape[1:])
+
+
+def _pad(a: np.ndarray, width: int) -> np.ndarray:
+    """Pads the last axis with NaN to ``width``."""
+    out = np.full((*a.shape[:-1], width), np.nan, np.float64)
+    out[..., : a.shape[-1]] = a
+    return out
+
+
+def to_xarray(result) -> Any:
+    """One ``xarray.Dataset`` for the whole sweep (see the module docstring for dimensions).
+
+    Variables: ``eval_loss``, ``eval_mse``, ``train_loss``, ``grad_norm`` ``(over_realization, <swept>, seed,
+    epoch)``; per hidden layer ``best_teacher_corr_l<l>`` ``(..., epoch, teacher_l<l>)``, ``best_student_corr_l<l>``
+    and ``fan_out_norm_l<l>`` ``(..., epoch, student_l<l>)``; ``diverged_at`` and ``diverged`` ``(..., seed)``.
+    Each variable's attrs give its meaning; the dataset's attrs the sweep identity and the fixed settings.
+    """
+    xr = _require("xarray")
+    cfg = result.config
+    swept = _swept_values(cfg)
+    base = ("over_realization", *swept, "seed")
+    first = result.arrays[0]
+    layers = len(config_lib.teacher_hidden_widths(cfg))
+    coords: dict[str, Any] = {
+        "over_realization": [int(o) for o in cfg.over_realization],
+        **swept,
+        "seed": np.arange(cfg.seeds),
+        "epoch": first["eval_epochs"].astype(int),
+    }
+    data_vars: dict[str, Any] = {}
+    for name in SCALARS:
+        stacked = np.stack([_grid(cfg, a[name]) for a in result.arrays])
+        data_vars[name] = ((*base, "epoch"), stacked, {"meaning": SPECS[name].meaning})
+    for l in range(1, layers + 1):
+        for name, node in VECTORS.items():
+            k = key(name, l)
+            width = max(a[k].shape[-1] for a in result.arrays)
+            stacked = np.stack([_pad(_grid(cfg, a[k]), width) for a in result.arrays])
+            dim = f"{node}_l{l}"
+            coords.setdefault(dim, np.arange(width))
+            data_vars[k] = ((*base, "epoch", dim), stacked, {"meaning": SPECS[name].meaning, "layer": l})
+    div = np.stack([_grid(cfg, a["diverged_at"]) for a in result.arrays])
+    data_vars["diverged_at"] = (base, div, {"meaning": SPECS["diverged_at"].meaning, "units": "step"})
+    data_vars["diverged"] = (base, div >= 0, {"meaning": "the run diverged (non-finite loss or gradient)"})
+    data_vars["eval_loss"][2]["units"] = f"{cfg.loss} convention"
+    data_vars["eval_mse"][2]["units"] = "mean over samples and outputs"
+    fixed = {k: v for k, v in config_lib.to_plain(cfg).items() if k not in (*swept, "over_realization")}
+    attrs = {
+        "sweep_id": str(first.get("sweep_id", "")),
+        "match_threshold": metrics.MATCH_THRESHOLD,
+        **{k: (str(v) if isinstance(v, list) else v) for k, v in fixed.items()},
+    }
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def to_dataframe(result) -> Any:
+    """A tidy ``pandas.DataFrame``: one row per run and evaluation.
+
+    Columns: ``over_realization``, the swept fields, ``seed``, ``epoch``, ``eval_loss``, ``eval_mse``,
+    ``train_loss``, ``grad_norm``, ``success_rate_<t>`` for each threshold ``t`` of
+    :data:`specjax.core.metrics.THRESHOLDS` (the fraction of layer-1 teacher nodes whose best correlation exceeds
+    ``t`` in that run), ``diverged``.
+    """
+    pd = _require("pandas")
+    cfg = result.config
+    frames = []
+    for a in result.arrays:
+        S, N, E = a["eval_loss"].shape
+        idx = np.indices((S, N, E)).reshape(3, -1)
+        s, n, e = idx
+        cols: dict[str, Any] = {"over_realization": np.full(s.size, int(a["over_realization"]))}
+        for f in config_lib.SWEPT_FIELDS:
+            cols[f] = a[f][s]
+        cols["seed"], cols["epoch"] = n, a["eval_epochs"][e]
+        for name in SCALARS:
+            cols[name] = a[name].reshape(-1)
+        best = a[key("best_teacher_corr", 1)].reshape(S * N * E, -1)
+        for t in metrics.THRESHOLDS:
+            cols[f"success_rate_{t:g}"] = np.mean(best > t, axis=-1)
+        cols["diverged"] = (a["diverged_at"] >= 0)[s, n]
+        frames.append(pd.DataFrame(cols))
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunView:
+    """One run of a sweep, ready for :mod:`specjax.theory` (``analysis(student, teacher, x)``).
+
+    Attributes:
+      settings: the run's over-realization, swept values and seed.
+      spec: its static settings.
+      teacher: teacher parameters (``W`` is ``(fan_in, fan_out)``).
+      snapshots: ``{epoch: student parameters}`` at the snapshot epochs.
+      key: the run's seed key (everything random in the run derives from it).
+    """
+
+    settings: dict[str, float]
+    spec: Spec
+    teacher: tuple
+    snapshots: dict[int, tuple]
+    key: jax.Array
+
+    def student(self, epoch: int | None = None) -> tuple:
+        """Student parameters at a snapshot epoch (default: the last).
+
+        Raises:
+          SpecjaxError: ``epoch`` is not a snapshot epoch (names the ones kept).
+        """
+        epoch = max(self.snapshots) if epoch is None else int(epoch)
+        if epoch not in self.snapshots:
+            raise SpecjaxError(f"epoch: {epoch} is not a snapshot epoch; kept: {sorted(self.snapshots)}")
+        return self.snapshots[epoch]
+
+    def eval_inputs(self) -> jax.Array:
+        """The run's evaluation inputs ``(n_eval, d)``, regenerated exactly from its key (as training drew them)."""
+        _, _, k_data = jax.random.split(self.key, 3)
+        return data_lib.sample_inputs(
+            data_lib.eval_key(k_data),
+            self.spec.n_eval,
+            self.spec.d,
+            self.settings["data_std"],
+            self.spec.data,
+            self.spec.float_dtype,
+        )
+
+
+def _index(values, wanted, field: str) -> int:
+    matches = [i for i, v in enumerate(values) if np.isclose(v, wanted, rtol=1e-12, atol=0)]
+    if not matches:
+        raise SpecjaxError(f"{field}: {wanted!r} is not in the sweep; its values are {list(values)}")
+    return matches[0]
+
+
+def select_run(result, seed: int, **settings: float) -> RunView:
+    """The run with the given seed index and setting values (a field with one value in the sweep may be omitted).
+
+    Raises:
+      SpecjaxError: an unknown field, a value the sweep does not hold, or a field with several values left out.
+    """
+    cfg = result.config
+    swept = {"over_realization": [int(o) for o in cfg.over_realization], **_swept_values(cfg)}
+    unknown = set(settings) - set(swept)
+    if unknown:
+        raise SpecjaxError(f"unknown setting(s) {sorted(unknown)}; the swept fields are {list(swept)}")
+    chosen = {}
+    for field, values in swept.items():
+        if field not in settings:
+            if len(values) > 1:
+                raise SpecjaxError(f"{field}: the sweep holds {values}; say which")
+            chosen[field] = 0
+        else:
+            chosen[field] = _index(values, settings[field], field)
+    if not 0 <= seed < cfg.seeds:
+        raise SpecjaxError(f"seed: {seed} is out of range; the sweep has seeds 0..{cfg.seeds - 1}")
+    g = chosen.pop("over_realization")
+    a = result.arrays[g]
+    shape = [len(v) for v in _swept_values(cfg).values()]
+    s = int(np.ravel_multi_index([chosen[f] for f in config_lib.SWEPT_FIELDS], shape))
+    hp = Hparams(*(float(a[f][s]) for f in config_lib.SWEPT_FIELDS))
+    spec = Spec.from_config(cfg, cfg.over_realization[g])
+    n_layers = len(spec.student_widths) - 1
+
+    def params(prefix: str, *index) -> tuple:
+        layers = []
+        for l in range(1, n_layers + 1):
+            W = a[key(f"{prefix}_W", l)][(s, seed, *index)]
+            b_key = key(f"{prefix}_b", l)
+            layers.append((W, a[b_key][(s, seed, *index)] if b_key in a else None))
+        return tuple(layers)
+
+    snaps = {int(ep): params("student", p) for p, ep in enumerate(a["snapshot_epochs"])}
+    return RunView(
+        settings={"over_realization": int(cfg.over_realization[g]), **hp._asdict(), "seed": seed},
+        spec=spec,
+        teacher=params("teacher"),
+        snapshots=snaps,
+        key=seed_key(cfg.seed, seed),
+    )

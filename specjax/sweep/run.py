@@ -1,0 +1,135 @@
+"""The sweep's entry point: :func:`run_sweep` validates, plans, locks the workdir, trains every wave and writes the
+results; stage by stage (plan -> compile/train -> record -> checkpoint -> summary) in the sibling modules."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from specjax import config as config_lib
+from specjax import store
+from specjax.core import metrics
+from specjax.engine import make_mesh
+from specjax.errors import ConfigError
+from specjax.sweep import checkpoint, signals
+from specjax.sweep.plan import GroupPlan, plan_groups, step_cost
+from specjax.sweep.progress import Progress, ProgressFn
+from specjax.sweep.record import History, group_arrays
+from specjax.sweep.schema import key
+from specjax.sweep.summary import SweepResult, summarize
+from specjax.sweep.train import cached_program, train_wave
+from specjax.sweep.workdir import prepare_workdir, sweep_id, workdir_lock
+
+
+def check_runtime(cfg: ml_collections.ConfigDict) -> None:
+    """Refuses what the JAX runtime cannot give the config (float64 without x64, too many devices)."""
+    if cfg.dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ConfigError(
+            "config.dtype: float64 needs jax_enable_x64 (call specjax.enable_float64() before creating any array)"
+        )
+    if cfg.num_devices > len(jax.devices()):
+        raise ConfigError(
+            f"config.num_devices: {cfg.num_devices} requested but only {len(jax.devices())} "
+            f"{jax.default_backend()} device(s) available"
+        )
+
+
+def run_sweep(
+    cfg: ml_collections.ConfigDict,
+    workdir: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    progress: ProgressFn | None = print,
+    mesh=None,
+) -> SweepResult:
+    """Trains every run of ``cfg`` and returns (and, with a ``workdir``, writes) the results.
+
+    Args:
+      cfg: sweep config (see :mod:`specjax.config`); validated first, before anything is computed or written.
+      workdir: output folder; ``None`` keeps results in memory only (no checkpoints).
+      overwrite: discard a previous sweep in ``workdir`` instead of resuming it or refusing a different config.
+      progress: called with one line per evaluation interval; ``None`` for silence.
+      mesh: device mesh (axis ``'runs'``); default: ``cfg.num_devices`` devices.
+
+    Raises:
+      ConfigError: invalid config value (names the field).
+      SweepError, StoreError: unusable workdir or files (names the file), raised before any training.
+      signals.Interrupted: SIGINT/SIGTERM arrived; the sweep stopped at a safe point after checkpointing.
+    """
+    config_lib.validate(cfg)
+    check_runtime(cfg)
+    mesh = mesh if mesh is not None else make_mesh(cfg.num_devices)
+    plans = plan_groups(cfg, mesh.devices.size)
+    ident = sweep_id(cfg)
+    with signals.deferred():
+        if workdir is None:
+            return _train_and_summarize(cfg, plans, None, mesh, progress, ident)
+        with workdir_lock(workdir):
+            wd = prepare_workdir(cfg, workdir, overwrite, check=lambda w: checkpoint.check_checkpoints(w, plans, ident))
+            return _train_and_summarize(cfg, plans, wd, mesh, progress, ident)
+
+
+def _metrics_logger(wd: Path | None, plan: GroupPlan, wave: int, progress: Progress):
+    """Appends one JSON line per evaluation of a wave to ``wd/metrics.jsonl`` (``tail -f`` it, or
+    ``pandas.read_json(path, lines=True)``)."""
+    if wd is None:
+        return None
+    path = wd / "metrics.jsonl"
+
+    def log(epoch: int, history: History) -> None:
+        loss = history.arrays["eval_loss"][-1]
+        best = history.arrays[key("best_teacher_corr", 1)][-1]
+        finite = np.isfinite(loss)
+        q = np.quantile(loss[finite], [0.1, 0.5, 0.9]).tolist() if finite.any() else [None] * 3
+        record = {
+            "time": round(time.time(), 3),
+            "group": plan.index,
+            "over_realization": plan.over_realization,
+            "wave": wave,
+            "epoch": int(epoch),
+            "runs": int(loss.shape[0]),
+            "eval_loss_q10": q[0],
+            "eval_loss_median": q[1],
+            "eval_loss_q90": q[2],
+            "eval_mse_median": float(np.median(history.arrays["eval_mse"][-1])),
+            "success_rate": float(np.mean(best > metrics.MATCH_THRESHOLD)),
+            "nonfinite": int((~finite).sum()),
+            "run_steps_per_s": round(progress.rate, 1),
+        }
+        try:
+            with open(path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise store.StoreError(f"{path}: cannot append to the metrics log ({e.strerror})") from None
+
+    return log
+
+
+def _train_and_summarize(
+    cfg, plans: list[GroupPlan], wd: Path | None, mesh, progress: ProgressFn | None, ident: str
+) -> SweepResult:
+    """The body of :func:`run_sweep` once the config is valid and the workdir (if any) is prepared and locked."""
+    total = sum(p.padded_runs * step_cost(p.spec) for p in plans) * config_lib.total_steps(cfg)
+    prog = Progress(total, progress)
+    interval = cfg.steps_per_epoch * cfg.eval_every
+    all_arrays = []
+    for plan in plans:
+        program = cached_program(plan.spec, cfg.chunk_steps or interval, mesh)
+        prog.start_group()
+        waves = [
+            train_wave(cfg, plan, program, w, runs, wd, prog, ident, _metrics_logger(wd, plan, w, prog))
+            for w, runs in enumerate(plan.waves)
+        ]
+        arrays = group_arrays(cfg, plan, waves, ident)
+        if wd is not None:
+            store.save_npz(wd / "results" / f"group{plan.index}.npz", arrays)
+        all_arrays.append(arrays)
+    summary = summarize(cfg, plans, all_arrays)
+    if wd is not None:
+        store.save_json(wd / "summary.json", summary)
+    return SweepResult(cfg, all_arrays, summary, wd)

@@ -1,0 +1,119 @@
+"""Stage 5 of a sweep, the summary: ``summary.json``, the :class:`SweepResult`, and reading a finished sweep back."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+
+from specjax import config as config_lib
+from specjax import store
+from specjax.core import metrics
+from specjax.errors import ConfigError, StoreError
+from specjax.sweep.plan import GroupPlan, eval_epochs, plan_groups
+from specjax.sweep.schema import check_group_arrays, key
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """What :func:`specjax.sweep.run_sweep` returns and :func:`load_results` reads back.
+
+    Attributes:
+      config: the resolved config.
+      arrays: one dict per shape group of NumPy arrays with leading axes ``(settings, seeds)``; names, axes and
+        dtypes in :mod:`specjax.sweep.schema`.
+      summary: the content of ``summary.json`` (``groups``: one entry per over-realization x setting).
+      workdir: where files were written, or ``None``.
+    """
+
+    config: ml_collections.ConfigDict
+    arrays: list[dict[str, np.ndarray]]
+    summary: dict
+    workdir: Path | None
+
+
+def summarize(cfg, plans: list[GroupPlan], arrays: list[dict[str, np.ndarray]]) -> dict:
+    """``summary.json`` content: one entry per (over-realization, setting).
+
+    ``eval_loss`` is in the training convention (``config.loss``), ``eval_mse`` the mean over samples and outputs
+    (the reference code's logged loss; for ``half_sse``, ``eval_loss = C/2 * eval_mse``); both at the last
+    evaluation, one value per seed.
+    """
+    groups = []
+    for plan, a in zip(plans, arrays, strict=True):
+        layers = len(plan.spec.teacher_widths)
+        for s, setting in enumerate(plan.settings):
+            diverged = a["diverged_at"][s] >= 0
+            valid = ~diverged
+            best = a[key("best_teacher_corr", 1)][s]  # (N, E, m)
+            by_eval = metrics.success_rate(best, valid=valid[:, None])
+            groups.append(
+                {
+                    "over_realization": plan.over_realization,
+                    **setting._asdict(),
+                    "seeds": plan.seeds,
+                    "success_rate": by_eval[-1].tolist(),
+                    "success_rate_by_eval": by_eval.tolist(),
+                    "success_rate_by_threshold": {
+                        f"{t:g}": metrics.success_rate(best[:, -1], t, valid=valid).tolist() for t in metrics.THRESHOLDS
+                    },
+                    "success_rate_by_layer": [
+                        metrics.success_rate(a[key("best_teacher_corr", l)][s][:, -1], valid=valid).tolist()
+                        for l in range(1, layers + 1)
+                    ],
+                    "eval_loss": a["eval_loss"][s, :, -1].tolist(),
+                    "eval_mse": a["eval_mse"][s, :, -1].tolist(),
+                    "diverged": diverged.tolist(),
+                    "diverged_at": a["diverged_at"][s].tolist(),
+                }
+            )
+    return {"eval_epochs": eval_epochs(cfg).tolist(), "threshold": metrics.MATCH_THRESHOLD, "groups": groups}
+
+
+def load_config(workdir: str | Path) -> tuple[ml_collections.ConfigDict, str | None]:
+    """The validated config a workdir's ``config.json`` holds, and its sweep identity.
+
+    Raises:
+      StoreError: the file is missing, unreadable, or holds fields a sweep never writes (names the file and field).
+    """
+    cfg_path = Path(workdir) / "config.json"
+    held = store.load_json(cfg_path)
+    if not isinstance(held.get("config"), dict):
+        raise StoreError(f"{cfg_path}: holds no 'config' object")
+    try:
+        cfg = config_lib.validate(config_lib.from_plain(held["config"]))
+    except (ConfigError, TypeError, ValueError, AttributeError) as e:
+        raise StoreError(f"{cfg_path}: {' '.join(str(e).split())}") from None
+    ident = held.get("sweep_id")
+    return cfg, ident if isinstance(ident, str) else None
+
+
+def load_results(workdir: str | Path) -> SweepResult:
+    """Reads a finished sweep back from its workdir: the same config, arrays and summary ``run_sweep`` returned.
+
+    Every results file is checked against the result schema (each array's presence, shape and dtype) and the
+    sweep's identity.
+
+    Raises:
+      StoreError: a file is missing, truncated, corrupted or not what this sweep writes (names the file and field).
+    """
+    workdir = Path(workdir)
+    cfg, ident = load_config(workdir)
+    summary = store.load_json(workdir / "summary.json")
+    if not isinstance(summary.get("groups"), list):
+        raise StoreError(f"{workdir / 'summary.json'}: holds no 'groups' list")
+    plans = plan_groups(cfg, 1)
+    arrays = []
+    for plan in plans:
+        path = workdir / "results" / f"group{plan.index}.npz"
+        a = store.load_npz(path)
+        check_group_arrays(path, a, cfg, plan, ident)
+        arrays.append(a)
+    expected = sum(len(p.settings) for p in plans)
+    if len(summary["groups"]) != expected:
+        raise StoreError(
+            f"{workdir / 'summary.json'}: holds {len(summary['groups'])} groups, the config has {expected}"
+        )
+    return SweepResult(cfg, arrays, summary, workdir)
