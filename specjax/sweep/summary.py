@@ -12,6 +12,7 @@ from specjax import config as config_lib
 from specjax import store
 from specjax.core import metrics
 from specjax.errors import ConfigError, StoreError
+from specjax.sweep import named
 from specjax.sweep.plan import GroupPlan, eval_epochs, plan_groups
 from specjax.sweep.schema import check_group_arrays, key
 
@@ -32,6 +33,18 @@ class SweepResult:
     arrays: list[dict[str, np.ndarray]]
     summary: dict
     workdir: Path | None
+
+    def to_xarray(self):
+        """One ``xarray.Dataset`` of the whole sweep, named dimensions (:func:`specjax.sweep.named.to_xarray`)."""
+        return named.to_xarray(self)
+
+    def to_dataframe(self):
+        """A tidy ``pandas.DataFrame``, one row per run and evaluation (:func:`specjax.sweep.named.to_dataframe`)."""
+        return named.to_dataframe(self)
+
+    def run(self, seed: int, **settings: float) -> named.RunView:
+        """One run by setting values and seed index: its teacher, students, eval inputs (:class:`named.RunView`)."""
+        return named.select_run(self, seed, **settings)
 
 
 def summarize(cfg, plans: list[GroupPlan], arrays: list[dict[str, np.ndarray]]) -> dict:
