@@ -16,7 +16,7 @@ from specjax import store
 from specjax.core import metrics
 from specjax.engine import make_mesh
 from specjax.errors import ConfigError
-from specjax.sweep import checkpoint, signals
+from specjax.sweep import checkpoint, preflight, signals
 from specjax.sweep.plan import GroupPlan, plan_groups, step_cost
 from specjax.sweep.progress import Progress, ProgressFn
 from specjax.sweep.record import History, group_arrays
@@ -65,6 +65,7 @@ def run_sweep(
     check_runtime(cfg)
     mesh = mesh if mesh is not None else make_mesh(cfg.num_devices)
     plans = plan_groups(cfg, mesh.devices.size)
+    preflight.check(cfg, plans, mesh.devices.size)
     ident = sweep_id(cfg)
     with signals.deferred():
         if workdir is None:

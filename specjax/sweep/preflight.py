@@ -1,0 +1,110 @@
+"""The preflight of a sweep: what it will cost (runs, blocks, waves, memory, time) and whether it can run at all,
+decided before anything is allocated; ``--dry_run`` prints it."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import ml_collections
+
+from specjax import config as config_lib
+from specjax.errors import ConfigError
+from specjax.sweep.plan import GroupPlan, bytes_per_run, eval_epochs, snapshot_epochs, step_cost
+from specjax.sweep.progress import format_duration
+
+#: The step counter of a run is int32: a sweep longer than this many steps per run cannot be represented.
+MAX_STEPS = 2**31 - 1
+#: More runs than this in one sweep is refused (seed keys, padding and result arrays are host-side per run).
+MAX_RUNS = 2**22
+#: Run-step throughput assumed for the estimate before anything is measured (FLOP-equivalents per second per
+#: device; :data:`specjax.sweep.plan.STEP_OVERHEAD_FLOPS` calibrates the cost model on the 2-core CPU: ~44 GFLOP/s
+#: of cost per core for the paper's float64 sweep).
+ASSUMED_COST_PER_S = 4.4e10
+
+
+def host_memory_bytes() -> int:
+    """Physical memory of this host (``0`` if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def device_memory_bytes(device=None) -> int:
+    """Memory of one device: ``memory_stats()['bytes_limit']`` on accelerators, the host's memory on CPU."""
+    device = device or jax.local_devices()[0]
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return host_memory_bytes()
+
+
+def history_bytes_per_run(cfg: ml_collections.ConfigDict, plan: GroupPlan) -> int:
+    """Host memory of one run's recorded history (every evaluation and snapshot), float64 upper bound."""
+    spec = plan.spec
+    E, P = len(eval_epochs(cfg)), len(snapshot_epochs(cfg))
+    teacher, student = spec.teacher_widths, spec.student_widths[1:-1]
+    per_eval = 4 + sum(m + 2 * n for m, n in zip(teacher, student, strict=True))
+    corr = sum(m * n for m, n in zip(teacher, student, strict=True))
+    params = sum(a * b + b for a, b in zip(spec.student_widths[:-1], spec.student_widths[1:], strict=True))
+    corr_evals = E if cfg.record_corr == "all" else P
+    return 8 * (E * per_eval + P * params) + 4 * corr_evals * corr
+
+
+def check(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_devices: int) -> None:
+    """Refuses a sweep that cannot run, in one line naming the fields to change.
+
+    Raises:
+      ConfigError: too many steps per run (int32 step counter), too many runs, a block larger than a device's
+        memory, or results larger than the host's memory.
+    """
+    steps = cfg.epochs * cfg.steps_per_epoch
+    if steps > MAX_STEPS:
+        raise ConfigError(
+            f"config.epochs: {cfg.epochs} epochs x {cfg.steps_per_epoch} steps_per_epoch = {steps} steps per run "
+            f"exceeds the step counter's limit {MAX_STEPS}"
+        )
+    runs = sum(p.runs for p in plans)
+    if runs > MAX_RUNS:
+        raise ConfigError(
+            f"config.seeds: {cfg.seeds} seeds x {len(plans[0].settings)} settings x {len(plans)} groups = {runs} runs "
+            f"exceeds {MAX_RUNS}; lower seeds or the swept values"
+        )
+    device = device_memory_bytes()
+    host = host_memory_bytes()
+    fields = "seeds, d, widths (m, teacher_widths, over_realization), runs_per_block, n_train, n_eval"
+    for p in plans:
+        per_block = bytes_per_run(p.spec) * p.block // max(num_devices, 1)
+        if device and per_block > device:
+            raise ConfigError(
+                f"config.runs_per_block: one block of the x{p.over_realization} group needs {per_block / 2**30:.1f} GiB "
+                f"per device, more than the device's {device / 2**30:.1f} GiB; change {fields}"
+            )
+    results = sum(history_bytes_per_run(cfg, p) * p.runs for p in plans)
+    if host and results > host:
+        raise ConfigError(
+            f"config.seeds: the sweep's recorded results need {results / 2**30:.1f} GiB, more than this host's "
+            f"{host / 2**30:.1f} GiB; change {fields}, epochs/eval_every or record_corr"
+        )
+
+
+def describe(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_devices: int) -> str:
+    """The plan as text: per group its runs, blocks, waves, memory per block and estimated time; then totals."""
+    lines = [f"sweep: {len(plans)} group(s) x {len(plans[0].settings)} setting(s) x {cfg.seeds} seed(s) on {num_devices} device(s)"]
+    total_s = 0.0
+    steps = config_lib.total_steps(cfg)
+    for p in plans:
+        block_mib = bytes_per_run(p.spec) * p.block / 2**20
+        seconds = p.padded_runs * steps * step_cost(p.spec) / (ASSUMED_COST_PER_S * num_devices)
+        total_s += seconds
+        lines.append(
+            f"  x{p.over_realization}: {p.runs} runs in {p.padded_runs // p.block} block(s) of {p.block}, "
+            f"{len(p.waves)} wave(s); {block_mib:,.1f} MiB per block; ~{format_duration(seconds)}"
+        )
+    results = sum(history_bytes_per_run(cfg, p) * p.runs for p in plans)
+    lines.append(
+        f"total: {sum(p.runs for p in plans)} runs x {steps} steps, {len(eval_epochs(cfg))} evaluations; results "
+        f"{results / 2**20:,.1f} MiB; estimated {format_duration(total_s)} (CPU cost model; measured rates replace it)"
+    )
+    return "\n".join(lines)
