@@ -159,7 +159,6 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         "m",
         "c",
         "batch_size",
-        "n_eval",
         "epochs",
         "steps_per_epoch",
         "eval_every",
@@ -167,6 +166,8 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         "runs_per_block",
     ):
         _check_int(cfg, field, 1)
+    if isinstance(cfg.n_eval, bool) or not isinstance(cfg.n_eval, int) or cfg.n_eval < 2:
+        _fail("n_eval", f"must be an integer >= 2 (a correlation over fewer evaluation points is undefined), got {cfg.n_eval!r}")
     for field in ("n_train", "chunk_steps", "num_devices", "seed"):
         _check_int(cfg, field, 0)
     widths = _as_tuple(cfg, "teacher_widths")
