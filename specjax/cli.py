@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from absl import app, flags
 
@@ -72,6 +73,50 @@ def define_distributed_flags() -> None:
     flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0 (jax.distributed).")
     flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes (jax.distributed).")
     flags.DEFINE_integer("process_id", None, "Multi-host: index of this process (jax.distributed).")
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/specjax/jax`` (``~/.cache/specjax/jax``): where compiled programs persist between runs."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "specjax" / "jax"
+
+
+def configure_compilation_cache(path: str | None) -> Path | None:
+    """Switches on JAX's persistent compilation cache in ``path`` (``'none'`` or ``''``: off).
+
+    ``None`` means the default: ``JAX_COMPILATION_CACHE_DIR`` if set, else :func:`default_cache_dir`. Every program
+    is cached however fast it compiled, so a second run of the same sweep starts without compiling. A folder that
+    cannot be created leaves the cache off (a warning; never an error: the cache only saves time).
+
+    Returns:
+      the cache folder, or ``None`` when off.
+    """
+    import jax
+
+    if path is not None and path.strip().lower() in ("", "none"):
+        return None
+    folder = Path(path or os.environ.get("JAX_COMPILATION_CACHE_DIR") or default_cache_dir()).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"warning: compilation cache off ({folder}: {e.strerror})", file=sys.stderr)
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
+
+
+def define_cache_flag() -> None:
+    """``--compilation_cache=DIR|none`` (see :func:`configure_compilation_cache`)."""
+    if "compilation_cache" in flags.FLAGS:
+        return
+    flags.DEFINE_string(
+        "compilation_cache",
+        None,
+        "Folder of JAX's persistent compilation cache (default: $JAX_COMPILATION_CACHE_DIR or ~/.cache/specjax/jax); "
+        "'none' turns it off.",
+    )
 
 
 def fail(prog: str, message: str) -> None:
@@ -190,6 +235,7 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
         try:
             f = flags.FLAGS
             maybe_initialize_distributed(f.coordinator_address, f.num_processes, f.process_id)
+            configure_compilation_cache(f.compilation_cache)
             main(argv)
         except SpecjaxError as e:
             fail(prog, str(e))
@@ -203,4 +249,5 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
             fail(prog, f"{where}{e.strerror or e}")
 
     define_distributed_flags()
+    define_cache_flag()
     app.run(guarded, flags_parser=flags_parser(prog))
