@@ -10,10 +10,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from absl import logging
+
 from specjax import config as config_lib
 from specjax.errors import StoreError
 
 FIGURE = "success_rate"
+
+
+def print_plan(cfg) -> None:
+    """``--dry_run``: prints groups, runs, blocks, waves, memory per block and estimated time; then raises the
+    refusal the preflight would raise, if any."""
+    from specjax.engine import make_mesh
+    from specjax.sweep import plan, preflight, run
+
+    run.check_runtime(cfg)
+    devices = make_mesh(cfg.num_devices).devices.size
+    plans = plan.plan_groups(cfg, devices)
+    print(preflight.describe(cfg, plans, devices), flush=True)
+    preflight.check(cfg, plans, devices)
+
+
+def attach_log_file(path: str | None) -> None:
+    """``--log_file``: progress and absl INFO messages are appended to ``path`` as well."""
+    if not path:
+        return
+    import logging as std_logging
+
+    try:
+        handler = std_logging.FileHandler(path)
+    except OSError as e:
+        raise StoreError(f"{path}: cannot open the log file ({e.strerror})") from None
+    handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.get_absl_logger()
+    logger.addHandler(handler)
+    logger.setLevel(std_logging.INFO)
+    logging.get_absl_handler().setLevel(std_logging.WARNING)  # the console keeps its plain progress lines
 
 
 def main(argv: list[str]) -> None:
@@ -34,7 +66,16 @@ def main(argv: list[str]) -> None:
         if path.is_dir():
             raise StoreError(f"{path}: the figure's path is a directory; move it away")
     enable_float64()
-    result = run_sweep(cfg, f.workdir, overwrite=f.overwrite, progress=lambda s: print(s, flush=True))
+    if f.dry_run:
+        print_plan(cfg)
+        return
+    attach_log_file(f.log_file)
+
+    def progress(line: str) -> None:
+        print(line, flush=True)
+        logging.info(line)
+
+    result = run_sweep(cfg, f.workdir, overwrite=f.overwrite, progress=progress)
     paths = plots.success_rate_figure(result.summary, Path(f.workdir) / FIGURE)
     print(f"wrote {f.workdir}/summary.json, results/*.npz and {', '.join(str(p) for p in paths)}")
 
@@ -52,6 +93,8 @@ def run_cli() -> None:
     )
     flags.DEFINE_string("workdir", None, "Output folder (created; resumed if it holds the same sweep).")
     flags.DEFINE_bool("overwrite", False, "Discard a previous sweep in --workdir and start fresh.")
+    flags.DEFINE_bool("dry_run", False, "Print the plan (groups, runs, blocks, waves, memory, time) and exit.")
+    flags.DEFINE_string("log_file", None, "Also append progress lines and absl INFO messages to this file.")
     flags.mark_flags_as_required(["config", "workdir"])
     cli.run(main, "specjax.sweep")
 

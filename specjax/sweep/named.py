@@ -110,7 +110,6 @@ def to_dataframe(result) -> Any:
     ``t`` in that run), ``diverged``.
     """
     pd = _require("pandas")
-    cfg = result.config
     frames = []
     for a in result.arrays:
         S, N, E = a["eval_loss"].shape

@@ -17,10 +17,12 @@ from specjax.sweep.progress import format_duration
 MAX_STEPS = 2**31 - 1
 #: More runs than this in one sweep is refused (seed keys, padding and result arrays are host-side per run).
 MAX_RUNS = 2**22
-#: Run-step throughput assumed for the estimate before anything is measured (FLOP-equivalents per second per
-#: device; :data:`specjax.sweep.plan.STEP_OVERHEAD_FLOPS` calibrates the cost model on the 2-core CPU: ~44 GFLOP/s
-#: of cost per core for the paper's float64 sweep).
-ASSUMED_COST_PER_S = 4.4e10
+#: Throughput assumed for the estimate before anything is measured, in FLOP-equivalents of
+#: :func:`specjax.sweep.plan.step_cost` per second per CPU device: the paper's float64 sweep on the 2-core CPU ran at
+#: 22.9 ps per FLOP-equivalent with 2 devices (see :data:`specjax.sweep.plan.STEP_OVERHEAD_FLOPS`).
+ASSUMED_COST_PER_S = 2.2e10
+#: Seconds to compile one shape group's programs when the persistent cache is cold (measured: 10 s for 2 groups).
+COMPILE_S_PER_GROUP = 5.0
 
 
 def host_memory_bytes() -> int:
@@ -78,8 +80,9 @@ def check(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_devices: i
         per_block = bytes_per_run(p.spec) * p.block // max(num_devices, 1)
         if device and per_block > device:
             raise ConfigError(
-                f"config.runs_per_block: one block of the x{p.over_realization} group needs {per_block / 2**30:.1f} GiB "
-                f"per device, more than the device's {device / 2**30:.1f} GiB; change {fields}"
+                f"config.runs_per_block: one block of the x{p.over_realization} group needs "
+                f"{per_block / 2**30:.1f} GiB per device, more than the device's {device / 2**30:.1f} GiB; "
+                f"change {fields}"
             )
     results = sum(history_bytes_per_run(cfg, p) * p.runs for p in plans)
     if host and results > host:
@@ -91,12 +94,18 @@ def check(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_devices: i
 
 def describe(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_devices: int) -> str:
     """The plan as text: per group its runs, blocks, waves, memory per block and estimated time; then totals."""
-    lines = [f"sweep: {len(plans)} group(s) x {len(plans[0].settings)} setting(s) x {cfg.seeds} seed(s) on {num_devices} device(s)"]
+    lines = [
+        f"sweep: {len(plans)} group(s) x {len(plans[0].settings)} setting(s) x {cfg.seeds} seed(s) "
+        f"on {num_devices} device(s)"
+    ]
     total_s = 0.0
     steps = config_lib.total_steps(cfg)
     for p in plans:
         block_mib = bytes_per_run(p.spec) * p.block / 2**20
-        seconds = p.padded_runs * steps * step_cost(p.spec) / (ASSUMED_COST_PER_S * num_devices)
+        ws = p.spec.student_widths
+        eval_flops = 2 * cfg.n_eval * sum(a * b for a, b in zip(ws[:-1], ws[1:], strict=True)) * len(eval_epochs(cfg))
+        work = p.padded_runs * (steps * step_cost(p.spec) + eval_flops)
+        seconds = work / (ASSUMED_COST_PER_S * num_devices) + COMPILE_S_PER_GROUP
         total_s += seconds
         lines.append(
             f"  x{p.over_realization}: {p.runs} runs in {p.padded_runs // p.block} block(s) of {p.block}, "
@@ -105,6 +114,7 @@ def describe(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_devices
     results = sum(history_bytes_per_run(cfg, p) * p.runs for p in plans)
     lines.append(
         f"total: {sum(p.runs for p in plans)} runs x {steps} steps, {len(eval_epochs(cfg))} evaluations; results "
-        f"{results / 2**20:,.1f} MiB; estimated {format_duration(total_s)} (CPU cost model; measured rates replace it)"
+        f"{results / 2**20:,.1f} MiB; estimated {format_duration(total_s)} "
+        "(CPU cost model, cold compilation cache; the progress lines' ETA uses measured rates)"
     )
     return "\n".join(lines)

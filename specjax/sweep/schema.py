@@ -122,7 +122,8 @@ def check_group_arrays(path: Path, arrays: dict[str, np.ndarray], cfg, plan, swe
         a = arrays[name]
         if a.shape != shape or a.dtype.kind != kind:
             raise StoreError(
-                f"{path}: array {name!r} has shape {a.shape} and dtype {a.dtype}, the sweep writes {shape} of kind {kind!r}"
+                f"{path}: array {name!r} has shape {a.shape} and dtype {a.dtype}, "
+                f"the sweep writes {shape} of kind {kind!r}"
             )
     if sweep is not None and str(arrays["sweep_id"]) != sweep:
         raise StoreError(f"{path}: results of another sweep (identity {arrays['sweep_id']}, config.json says {sweep})")

@@ -199,7 +199,8 @@ def prepare_workdir(cfg: ml_collections.ConfigDict, workdir: str | Path, overwri
         if held != wanted:
             diff = sorted(k for k in set(held or {}) | set(wanted) if (held or {}).get(k) != wanted.get(k))
             raise SweepError(
-                f"{workdir}: holds a sweep with a different config (fields {diff}); use another --workdir or --overwrite"
+                f"{workdir}: holds a sweep with a different config (fields {diff}); "
+                "use another --workdir or --overwrite"
             )
         if check is not None:
             check(workdir)
