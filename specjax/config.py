@@ -34,6 +34,8 @@ TEACHERS = ("two_layer", "deep")
 STUDENT_INITS = ("gaussian", "uniform")
 OPTIMIZERS = ("sgd", "gd", "momentum", "adam")
 RECORD_CORR = ("snapshots", "all")
+#: ``jax.default_matmul_precision`` values for float32 matmuls (``'highest'``: full float32 on every backend).
+MATMUL_PRECISIONS = ("highest", "high", "default")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -77,9 +79,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.seed = 1  # base seed
     # Numerics and layout.
     c.dtype = "float64"
-    c.runs_per_block = 8  # runs vmapped together per device (8-32 keep weights in cache)
+    c.runs_per_block = 0  # runs vmapped together per device; 0 = auto: 8 on CPU, a group's runs in one block on GPU/TPU
+    c.matmul_precision = "highest"  # float32 matmuls ('highest': no TF32/bf16 passes on GPU/TPU; no effect on CPU)
     c.num_devices = 0  # 0 = all devices
-    c.memory_budget_gb = 8.0  # runs whose data exceed this train one after the other in waves
+    c.memory_budget_gb = 0.0  # runs whose data exceed this train in waves; 0 = auto: 8 on CPU, 80% of a GPU/TPU
     c.record_corr = "snapshots"  # full correlation matrices at 'snapshots' only, or at 'all' evaluations
     c.snapshot_epochs = ()  # extra epochs (besides first and last) at which parameters and correlations are kept
     c.checkpoint = True  # checkpoint between chunks (resume by re-running)
@@ -163,12 +166,11 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         "steps_per_epoch",
         "eval_every",
         "seeds",
-        "runs_per_block",
     ):
         _check_int(cfg, field, 1)
     if isinstance(cfg.n_eval, bool) or not isinstance(cfg.n_eval, int) or cfg.n_eval < 2:
         _fail("n_eval", f"must be an integer >= 2 (a correlation over fewer evaluation points is undefined), got {cfg.n_eval!r}")
-    for field in ("n_train", "chunk_steps", "num_devices", "seed"):
+    for field in ("n_train", "chunk_steps", "num_devices", "seed", "runs_per_block"):
         _check_int(cfg, field, 0)
     widths = _as_tuple(cfg, "teacher_widths")
     if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
@@ -186,7 +188,8 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _check_numbers(cfg, "weight_decay", nonnegative=True)
     for field in ("teacher_bias", "slope"):
         _check_scalar(cfg, field)
-    _check_scalar(cfg, "memory_budget_gb", positive=True)
+    _check_scalar(cfg, "memory_budget_gb", nonnegative=True)
+    _check_choice(cfg, "matmul_precision", MATMUL_PRECISIONS)
     _check_scalar(cfg, "checkpoint_every_s", nonnegative=True)
     for field in ("use_bias", "checkpoint"):
         if not isinstance(cfg[field], bool):

@@ -400,7 +400,7 @@ def run_bench(quick: bool) -> dict:
     steps = 250 if quick else 1000
     repeats = 3 if quick else 5
     baseline_steps = 1500 if quick else 5000
-    runs_per_device = FLAGS.runs_per_device or default_config().runs_per_block
+    runs_per_device = FLAGS.runs_per_device or default_config().runs_per_block or 8
     overs = [int(o) for o in FLAGS.over_realization]
     ndev = len(jax.devices())
     result = {

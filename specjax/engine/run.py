@@ -58,6 +58,8 @@ class Spec:
       lr_boundaries, lr_scales: piecewise-constant schedule, boundaries in steps, cumulative factors.
       loss: ``'half_sse'`` or ``'mse'`` (:func:`networks.squared_error_loss`).
       dtype: ``'float32'`` or ``'float64'``.
+      cpu_gemm_layout: lay out the backward pass's transposes for CPU GEMMs (:func:`_transposed`); ``None``:
+        when ``jax.default_backend()`` is the CPU at trace time. Numbers are equal either way to rounding.
     """
 
     teacher: str = "two_layer"
@@ -80,6 +82,7 @@ class Spec:
     lr_scales: tuple[float, ...] = ()
     loss: str = "half_sse"
     dtype: str = "float64"
+    cpu_gemm_layout: bool | None = None
 
     @classmethod
     def from_config(cls, cfg, over_realization: int) -> Spec:
@@ -327,7 +330,7 @@ def loss_and_grad(spec: Spec, student: networks.Params, x: Array, y: Array) -> t
     loss = networks.residual_loss(residual, spec.loss)
     delta = residual * (-1.0 / batch if spec.loss == "half_sse" else -2.0 / (batch * outputs))
     layer_inputs = (x, *(h.post for h in hidden))
-    cpu = jax.default_backend() == "cpu"
+    cpu = jax.default_backend() == "cpu" if spec.cpu_gemm_layout is None else spec.cpu_gemm_layout
     grads = [None] * len(student)
     for l in reversed(range(len(student))):
         W, b = student[l]
