@@ -5,7 +5,11 @@ Cartesian product of the :class:`~specjax.engine.Hparams` fields) x ``seeds``. I
 ``settings x seeds`` runs are flattened (run ``r`` is setting ``r // seeds``, seed ``r % seeds``), padded to a
 multiple of the *block* (``runs_per_block`` per device x devices; padding repeats run 0 and is dropped from the
 results), and trained block by block; if the group's data exceed ``memory_budget_gb`` its blocks train in
-successive *waves*.
+successive *waves*. On a GPU/TPU (``accelerator``) a group's runs form one block by default (one vmap fills the
+device) and the memory budget defaults to the device's memory.
+
+A sharded sweep (array-job shards, or the processes of a multi-controller sweep) splits the runs with
+:func:`assign_shards`: shard ``i`` trains one contiguous *share* of runs of some groups (:meth:`GroupPlan.for_share`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class GroupPlan:
       seeds: seeds per setting.
       block: runs per program call (``runs_per_block`` x devices).
       blocks_per_wave: blocks trained together (bounded by the memory budget).
+      share: the runs this plan trains, ``None`` for all (a shard's share, see :func:`assign_shards`).
+      shard: ``(shard_index, num_shards)`` of a sharded sweep, ``None`` otherwise (names its checkpoints).
     """
 
     index: int
@@ -43,20 +49,43 @@ class GroupPlan:
     seeds: int
     block: int
     blocks_per_wave: int
+    share: range | None = None
+    shard: tuple[int, int] | None = None
 
     @property
     def runs(self) -> int:
+        """Runs of the whole group (``settings x seeds``)."""
         return len(self.settings) * self.seeds
 
     @property
+    def trained(self) -> range:
+        """The runs this plan trains: the share, or the whole group."""
+        return self.share if self.share is not None else range(self.runs)
+
+    @property
     def padded_runs(self) -> int:
-        return math.ceil(self.runs / self.block) * self.block
+        """Runs trained, padding included (whole blocks)."""
+        return math.ceil(len(self.trained) / self.block) * self.block
 
     @property
     def waves(self) -> list[range]:
         """Run-index ranges (into the padded run list) of each wave."""
         size = self.block * self.blocks_per_wave
-        return [range(s, min(s + size, self.padded_runs)) for s in range(0, self.padded_runs, size)]
+        start, stop = self.trained.start, self.trained.start + self.padded_runs
+        return [range(s, min(s + size, stop)) for s in range(start, stop, size)]
+
+    def for_share(self, share: range, shard: tuple[int, int], whole_block_devices: int = 0) -> GroupPlan:
+        """This group restricted to the runs ``share`` of shard ``shard = (index, count)``.
+
+        Args:
+          whole_block_devices: if > 0 (a GPU/TPU with ``runs_per_block = 0``), the share's runs form one block
+            (a multiple of this many devices), up to the group's block size.
+        """
+        block = self.block
+        if whole_block_devices:
+            block = min(block, whole_block_devices * math.ceil(len(share) / whole_block_devices))
+        waves = max(1, min(math.ceil(len(share) / block), self.block * self.blocks_per_wave // block))
+        return dataclasses.replace(self, share=share, shard=shard, block=block, blocks_per_wave=waves)
 
     def blocks(self, runs: range) -> list[range]:
         """The block-sized run ranges of a wave."""
@@ -75,18 +104,97 @@ def bytes_per_run(spec: Spec) -> int:
     return item * (data + eval_tmp + params * (2 + opt))
 
 
-def plan_groups(cfg: ml_collections.ConfigDict, num_devices: int) -> list[GroupPlan]:
-    """Shape groups of a validated config, with block and wave sizes."""
+#: Runs per device of a block on CPU when ``runs_per_block`` is 0 (auto): 8-32 keep a run's weights in cache.
+CPU_RUNS_PER_BLOCK = 8
+#: Memory budget on CPU when ``memory_budget_gb`` is 0 (auto).
+CPU_MEMORY_BUDGET_GB = 8.0
+#: Share of an accelerator's memory (``memory_stats()['bytes_limit']``) the auto budget uses.
+DEVICE_MEMORY_SHARE = 0.8
+
+
+def is_accelerator(backend: str | None = None) -> bool:
+    """Whether ``backend`` (default: JAX's default backend) is a GPU/TPU rather than the CPU."""
+    return (backend or jax.default_backend()) != "cpu"
+
+
+def memory_budget_bytes(cfg: ml_collections.ConfigDict, accelerator: bool, num_devices: int = 1, device=None) -> int:
+    """The wave memory budget: ``memory_budget_gb`` if set, else (0 = auto) :data:`DEVICE_MEMORY_SHARE` of the
+    devices' memory on an accelerator (``device.memory_stats()['bytes_limit']`` x ``num_devices``),
+    :data:`CPU_MEMORY_BUDGET_GB` on CPU."""
+    if cfg.memory_budget_gb:
+        return int(cfg.memory_budget_gb * 2**30)
+    if accelerator:
+        device = device if device is not None else jax.local_devices()[0]
+        stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+        if stats and stats.get("bytes_limit"):
+            return int(DEVICE_MEMORY_SHARE * stats["bytes_limit"]) * num_devices
+    return int(CPU_MEMORY_BUDGET_GB * 2**30)
+
+
+def plan_groups(cfg: ml_collections.ConfigDict, num_devices: int, accelerator: bool | None = None) -> list[GroupPlan]:
+    """Shape groups of a validated config, with block and wave sizes.
+
+    Args:
+      num_devices: devices of the mesh the blocks are sharded over.
+      accelerator: plan for a GPU/TPU (``runs_per_block = 0``: a group's runs in one block, up to the memory
+        budget); default: whether JAX's default backend is one. On CPU ``runs_per_block = 0`` means
+        :data:`CPU_RUNS_PER_BLOCK` per device. It also picks the backward pass's layout
+        (``Spec.cpu_gemm_layout``): the CPU GEMM layout only off an accelerator.
+    """
+    accelerator = is_accelerator() if accelerator is None else accelerator
     settings = tuple(config_lib.settings_grid(cfg))
+    budget = memory_budget_bytes(cfg, accelerator, num_devices)
     plans = []
     for i, over in enumerate(cfg.over_realization):
-        spec = Spec.from_config(cfg, over)
-        block = cfg.runs_per_block * num_devices
+        spec = dataclasses.replace(Spec.from_config(cfg, over), cpu_gemm_layout=not accelerator)
         runs = len(settings) * cfg.seeds
-        budget_runs = int(cfg.memory_budget_gb * 2**30 // max(bytes_per_run(spec), 1))
+        budget_runs = int(budget // max(bytes_per_run(spec), 1))
+        if cfg.runs_per_block:
+            block = cfg.runs_per_block * num_devices
+        elif accelerator:  # the whole group in one block, or in equal blocks that each fit the budget
+            per_block = math.ceil(runs / math.ceil(runs / max(budget_runs, 1)))
+            block = num_devices * math.ceil(per_block / num_devices)
+        else:
+            block = CPU_RUNS_PER_BLOCK * num_devices
         blocks_per_wave = max(1, min(math.ceil(runs / block), budget_runs // block))
         plans.append(GroupPlan(i, int(over), spec, settings, cfg.seeds, block, blocks_per_wave))
     return plans
+
+
+def assign_shards(cfg: ml_collections.ConfigDict, num_shards: int) -> list[list[tuple[int, range]]]:
+    """Splits a sweep's runs into ``num_shards`` disjoint, cost-balanced shares; a pure function of the config.
+
+    The groups' runs are laid end to end, each run weighted by its group's :func:`step_cost`, cut into units of
+    ``runs_per_block`` runs (:data:`CPU_RUNS_PER_BLOCK` when 0; the last unit of a group may be shorter), and the
+    line of units is cut into ``num_shards`` contiguous pieces of near-equal cost (each cut at the unit boundary
+    nearest to its target). The result does not depend on any shard's devices, so shards on different machines
+    agree on it.
+
+    Returns:
+      per shard, its ``(group index, runs)`` pieces (contiguous run ranges of a group); a shard may be empty when
+      there are fewer units than shards.
+    """
+    unit = cfg.runs_per_block or CPU_RUNS_PER_BLOCK
+    runs = len(config_lib.settings_grid(cfg)) * cfg.seeds
+    units = []  # (group, start, stop, cost)
+    for g, over in enumerate(cfg.over_realization):
+        cost = step_cost(Spec.from_config(cfg, over))
+        units += [(g, s, min(s + unit, runs), cost * (min(s + unit, runs) - s)) for s in range(0, runs, unit)]
+    cumulative = np.cumsum([u[3] for u in units])
+    total = float(cumulative[-1])
+    cuts = [0]
+    for k in range(1, num_shards):
+        cut = int(np.argmin(np.abs(cumulative - total * k / num_shards))) + 1
+        cuts.append(max(cut, cuts[-1]))
+    cuts.append(len(units))
+    shards = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        pieces: dict[int, list[int]] = {}
+        for g, s, e, _ in units[a:b]:
+            lo_hi = pieces.setdefault(g, [s, e])
+            lo_hi[1] = e
+        shards.append([(g, range(lo, hi)) for g, (lo, hi) in pieces.items()])
+    return shards
 
 
 def eval_epochs(cfg: ml_collections.ConfigDict) -> np.ndarray:
@@ -102,7 +210,8 @@ def snapshot_epochs(cfg: ml_collections.ConfigDict) -> np.ndarray:
 def run_inputs(cfg: ml_collections.ConfigDict, plan: GroupPlan, runs: range) -> tuple[Hparams, jax.Array]:
     """Hparams and seed keys of padded run indices ``runs``.
 
-    Run ``r`` is setting ``r // seeds`` and seed ``r % seeds``; padding (``r >= plan.runs``) repeats run 0.
+    Run ``r`` is setting ``r // seeds`` and seed ``r % seeds``; padding (``r >= plan.runs``) repeats run 0 (a share's
+    padding may also train real runs past its end; they are dropped like padding).
 
     Returns:
       ``(hp, keys)``: :class:`~specjax.engine.Hparams` of ``(len(runs),)`` arrays and ``(len(runs),)`` keys.
