@@ -106,35 +106,34 @@ def _check_choice(cfg, field: str, allowed: Sequence[str]) -> None:
         _fail(field, f"unknown value {cfg[field]!r}; expected one of {tuple(allowed)}")
 
 
-def _check_int(cfg, field: str, minimum: int) -> None:
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_int(cfg, field: str, minimum: int, why: str = "") -> None:
     v = cfg[field]
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        _fail(field, f"must be an integer >= {minimum}, got {v!r}")
+    if not _is_int(v) or v < minimum:
+        _fail(field, f"must be an integer >= {minimum}{why}, got {v!r}")
 
 
-def _check_numbers(cfg, field: str, positive: bool = False, nonnegative: bool = False) -> None:
-    values = _as_tuple(cfg, field)
-    if not values:
-        _fail(field, "must hold at least one value")
-    if len(set(values)) != len(values):
-        _fail(field, f"values must be distinct (each would train the same runs twice), got {values!r}")
+def _check_numbers(cfg, field: str, *, swept: bool, positive: bool = False, nonnegative: bool = False) -> None:
+    """Finite (``positive``: > 0, ``nonnegative``: >= 0) real numbers: one for a scalar field; for a ``swept``
+    field a non-empty sequence (or one number) of distinct values."""
+    if swept:
+        values, must, number = _as_tuple(cfg, field), "values must be", "finite numbers"
+        if not values:
+            _fail(field, "must hold at least one value")
+    else:
+        values, must, number = (cfg[field],), "must be", "a finite number"
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            _fail(field, f"values must be finite numbers, got {v!r}")
+            _fail(field, f"{must} {number}, got {v!r}")
         if positive and v <= 0:
-            _fail(field, f"values must be > 0, got {v!r}")
+            _fail(field, f"{must} > 0, got {v!r}")
         if nonnegative and v < 0:
-            _fail(field, f"values must be >= 0, got {v!r}")
-
-
-def _check_scalar(cfg, field: str, positive: bool = False, nonnegative: bool = False) -> None:
-    v = cfg[field]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        _fail(field, f"must be a finite number, got {v!r}")
-    if positive and v <= 0:
-        _fail(field, f"must be > 0, got {v!r}")
-    if nonnegative and v < 0:
-        _fail(field, f"must be >= 0, got {v!r}")
+            _fail(field, f"{must} >= 0, got {v!r}")
+    if len(set(values)) != len(values):  # after the type checks: every value is a hashable number
+        _fail(field, f"values must be distinct (each would train the same runs twice), got {values!r}")
 
 
 def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -168,29 +167,28 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         "seeds",
     ):
         _check_int(cfg, field, 1)
-    if isinstance(cfg.n_eval, bool) or not isinstance(cfg.n_eval, int) or cfg.n_eval < 2:
-        _fail("n_eval", f"must be an integer >= 2 (a correlation over fewer evaluation points is undefined), got {cfg.n_eval!r}")
+    _check_int(cfg, "n_eval", 2, " (a correlation over fewer evaluation points is undefined)")
     for field in ("n_train", "chunk_steps", "num_devices", "seed", "runs_per_block"):
         _check_int(cfg, field, 0)
     widths = _as_tuple(cfg, "teacher_widths")
-    if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+    if not widths or any(not _is_int(w) or w < 1 for w in widths):
         _fail("teacher_widths", f"must be a non-empty sequence of positive integers, got {widths!r}")
     over = _as_tuple(cfg, "over_realization")
-    if not over or any(isinstance(o, bool) or not isinstance(o, int) or o < 1 for o in over):
+    if not over or any(not _is_int(o) or o < 1 for o in over):
         _fail("over_realization", f"values must be integers >= 1, got {over!r}")
     if len(set(over)) != len(over):
         _fail("over_realization", f"values must be distinct, got {over!r}")
-    _check_numbers(cfg, "teacher_polarity", nonnegative=True)
-    _check_numbers(cfg, "lr", positive=True)
-    _check_numbers(cfg, "data_std", positive=True)
-    _check_numbers(cfg, "init_scale", nonnegative=True)
-    _check_numbers(cfg, "momentum", nonnegative=True)
-    _check_numbers(cfg, "weight_decay", nonnegative=True)
+    _check_numbers(cfg, "teacher_polarity", swept=True, nonnegative=True)
+    _check_numbers(cfg, "lr", swept=True, positive=True)
+    _check_numbers(cfg, "data_std", swept=True, positive=True)
+    _check_numbers(cfg, "init_scale", swept=True, nonnegative=True)
+    _check_numbers(cfg, "momentum", swept=True, nonnegative=True)
+    _check_numbers(cfg, "weight_decay", swept=True, nonnegative=True)
     for field in ("teacher_bias", "slope"):
-        _check_scalar(cfg, field)
-    _check_scalar(cfg, "memory_budget_gb", nonnegative=True)
+        _check_numbers(cfg, field, swept=False)
+    _check_numbers(cfg, "memory_budget_gb", swept=False, nonnegative=True)
     _check_choice(cfg, "matmul_precision", MATMUL_PRECISIONS)
-    _check_scalar(cfg, "checkpoint_every_s", nonnegative=True)
+    _check_numbers(cfg, "checkpoint_every_s", swept=False, nonnegative=True)
     for field in ("use_bias", "checkpoint"):
         if not isinstance(cfg[field], bool):
             _fail(field, f"must be True or False, got {cfg[field]!r}")
@@ -211,12 +209,12 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     sched_e, sched_s = _as_tuple(cfg, "lr_schedule_epochs"), _as_tuple(cfg, "lr_schedule_scales")
     if len(sched_e) != len(sched_s):
         _fail("lr_schedule_scales", f"needs one factor per entry of lr_schedule_epochs {sched_e!r}")
-    if any(not isinstance(e, int) or e < 1 for e in sched_e) or list(sched_e) != sorted(set(sched_e)):
+    if any(not _is_int(e) or e < 1 for e in sched_e) or list(sched_e) != sorted(set(sched_e)):
         _fail("lr_schedule_epochs", f"must be increasing positive integers, got {sched_e!r}")
     if any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s < math.inf for s in sched_s):
         _fail("lr_schedule_scales", f"factors must be > 0, got {sched_s!r}")
     snaps = _as_tuple(cfg, "snapshot_epochs")
-    if any(not isinstance(e, int) or e < 0 or e > cfg.epochs or e % cfg.eval_every for e in snaps):
+    if any(not _is_int(e) or e < 0 or e > cfg.epochs or e % cfg.eval_every for e in snaps):
         _fail("snapshot_epochs", f"must be evaluation epochs in [0, {cfg.epochs}], got {snaps!r}")
     _check_widths_realizable(cfg)
     return cfg
