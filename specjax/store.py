@@ -122,14 +122,21 @@ def load_npz(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, np.n
     return out
 
 
-def _json_default(obj):
+def jsonable(obj):
+    """``obj`` with NumPy arrays and scalars, tuples and non-string keys turned into plain JSON types.
+
+    Dicts (keys become ``str``), lists and tuples (become lists) are converted recursively; anything else is returned
+    as is. The one conversion behind :func:`save_json` and the figures' numbers.
+    """
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return jsonable(obj.tolist())
     if isinstance(obj, (np.floating, np.integer, np.bool_)):
         return obj.item()
-    if isinstance(obj, tuple):
-        return list(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    return obj
 
 
 def _finite(obj):
@@ -144,8 +151,15 @@ def _finite(obj):
 
 
 def save_json(path: str | Path, obj) -> None:
-    """Writes ``obj`` as indented strict JSON (NaN/inf become ``null``), atomically."""
-    text = json.dumps(_finite(json.loads(json.dumps(obj, default=_json_default))), indent=1, allow_nan=False)
+    """Writes ``obj`` as indented strict JSON (NaN/inf become ``null``; see :func:`jsonable`), atomically.
+
+    Raises:
+      StoreError: ``obj`` holds a value JSON cannot store, or the file cannot be written (names the file).
+    """
+    try:
+        text = json.dumps(_finite(jsonable(obj)), indent=1, allow_nan=False)
+    except TypeError as e:
+        raise StoreError(f"{path}: cannot store as JSON ({e})") from None
     _atomic_write(Path(path), lambda f: f.write(text.encode() + b"\n"))
 
 
