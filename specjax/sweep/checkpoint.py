@@ -25,17 +25,27 @@ CHECKPOINT_FORMAT = 3
 CHECKPOINT_KEYS = ("format", "sweep_id", "chunks_done", "done", "num_blocks", "block", "wave_start", "wave_stop")
 
 
+def shard_dir(workdir: Path, shard: tuple[int, int]) -> Path:
+    """``workdir/checkpoints/shard<i>of<N>``: checkpoints, results and completion mark of shard ``(i, N)``."""
+    return workdir / "checkpoints" / f"shard{shard[0]}of{shard[1]}"
+
+
 def checkpoint_path(workdir: Path, plan: GroupPlan, wave: int) -> Path:
-    """``workdir/checkpoints/group<g>_wave<w>.npz``."""
-    return workdir / "checkpoints" / f"group{plan.index}_wave{wave}.npz"
+    """``workdir/checkpoints/group<g>_wave<w>.npz``; a shard's in its :func:`shard_dir`."""
+    folder = workdir / "checkpoints" if plan.shard is None else shard_dir(workdir, plan.shard)
+    return folder / f"group{plan.index}_wave{wave}.npz"
 
 
 def checkpoint_layout(plan: GroupPlan, runs: range) -> dict[str, int]:
-    """What a wave's checkpoint must match besides the sweep: block size and the wave's (padded) run range.
+    """What a wave's checkpoint must match besides the sweep: block size and the wave's (padded) run range, and
+    for a shard its index and the shard count.
 
     The block is ``runs_per_block`` x devices, so a checkpoint written with another device count does not match.
     """
-    return {"block": plan.block, "wave_start": runs.start, "wave_stop": runs.stop}
+    layout = {"block": plan.block, "wave_start": runs.start, "wave_stop": runs.stop}
+    if plan.shard is not None:
+        layout |= {"shard_index": plan.shard[0], "num_shards": plan.shard[1]}
+    return layout
 
 
 def check_identity(path: Path, z: dict[str, np.ndarray], sweep: str, layout: dict[str, int]) -> None:
@@ -56,6 +66,14 @@ def check_identity(path: Path, z: dict[str, np.ndarray], sweep: str, layout: dic
             "it was copied or left here by mistake: delete it to retrain its wave, or use --overwrite"
         )
     held = {k: int(z[k]) for k in layout if k in z}
+    if any(k in layout and int(z[k]) != layout[k] for k in ("shard_index", "num_shards")) or (
+        "num_shards" in z and "num_shards" not in layout
+    ):
+        raise StoreError(
+            f"{path}: checkpoint was written by shard {int(z.get('shard_index', 0))} of {int(z.get('num_shards', 1))}, "
+            f"not by shard {layout.get('shard_index', 0)} of {layout.get('num_shards', 1)}; resume with the same "
+            "--num_shards, or use --overwrite"
+        )
     if held != layout:
         raise StoreError(
             f"{path}: checkpoint was written for blocks of {held.get('block')} runs (runs_per_block x devices) "

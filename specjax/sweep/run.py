@@ -10,14 +10,14 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
+from jax.sharding import Mesh
 
 from specjax import config as config_lib
 from specjax import store
 from specjax.core import metrics
-from specjax.engine import make_mesh
 from specjax.errors import ConfigError
 from specjax.sweep import checkpoint, preflight, signals
-from specjax.sweep.plan import GroupPlan, plan_groups, step_cost
+from specjax.sweep.plan import GroupPlan, is_accelerator, plan_groups, step_cost
 from specjax.sweep.progress import Progress, ProgressFn
 from specjax.sweep.record import History, group_arrays
 from specjax.sweep.schema import key
@@ -32,11 +32,23 @@ def check_runtime(cfg: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             "config.dtype: float64 needs jax_enable_x64 (call specjax.enable_float64() before creating any array)"
         )
-    if cfg.num_devices > len(jax.devices()):
+    if cfg.num_devices > len(jax.local_devices()):
         raise ConfigError(
-            f"config.num_devices: {cfg.num_devices} requested but only {len(jax.devices())} "
+            f"config.num_devices: {cfg.num_devices} requested but only {len(jax.local_devices())} "
             f"{jax.default_backend()} device(s) available"
         )
+
+
+def local_mesh(num_devices: int = 0) -> Mesh:
+    """1-D mesh (axis ``'runs'``) over the first ``num_devices`` (0 = all) of this process's devices.
+
+    Runs never interact, so a sweep -- or each process of a multi-controller sweep -- trains on its local devices
+    only: no program spans processes and nothing is communicated inside the training loop.
+    """
+    devices = jax.local_devices()
+    if num_devices > len(devices):
+        raise ConfigError(f"config.num_devices: {num_devices} requested but only {len(devices)} available")
+    return Mesh(np.array(devices[: num_devices or len(devices)]), ("runs",))
 
 
 def run_sweep(
@@ -54,7 +66,8 @@ def run_sweep(
       workdir: output folder; ``None`` keeps results in memory only (no checkpoints).
       overwrite: discard a previous sweep in ``workdir`` instead of resuming it or refusing a different config.
       progress: called with one line per evaluation interval; ``None`` for silence.
-      mesh: device mesh (axis ``'runs'``); default: ``cfg.num_devices`` devices.
+      mesh: device mesh (axis ``'runs'``); default: ``cfg.num_devices`` of this process's devices. Its platform
+        picks the plan (:func:`specjax.sweep.plan.plan_groups`: blocks, memory budget, backward-pass layout).
 
     Raises:
       ConfigError: invalid config value (names the field).
@@ -63,8 +76,8 @@ def run_sweep(
     """
     config_lib.validate(cfg)
     check_runtime(cfg)
-    mesh = mesh if mesh is not None else make_mesh(cfg.num_devices)
-    plans = plan_groups(cfg, mesh.devices.size)
+    mesh = mesh if mesh is not None else local_mesh(cfg.num_devices)
+    plans = plan_groups(cfg, mesh.devices.size, is_accelerator(mesh.devices.flat[0].platform))
     preflight.check(cfg, plans, mesh.devices.size)
     ident = sweep_id(cfg)
     with signals.deferred():
@@ -75,12 +88,11 @@ def run_sweep(
             return _train_and_summarize(cfg, plans, wd, mesh, progress, ident)
 
 
-def _metrics_logger(wd: Path | None, plan: GroupPlan, wave: int, progress: Progress):
-    """Appends one JSON line per evaluation of a wave to ``wd/metrics.jsonl`` (``tail -f`` it, or
+def _metrics_logger(path: Path | None, plan: GroupPlan, wave: int, progress: Progress):
+    """Appends one JSON line per evaluation of a wave to ``path`` (``wd/metrics.jsonl``; ``tail -f`` it, or
     ``pandas.read_json(path, lines=True)``)."""
-    if wd is None:
+    if path is None:
         return None
-    path = wd / "metrics.jsonl"
 
     def log(epoch: int, history: History) -> None:
         loss = history.arrays["eval_loss"][-1]
@@ -111,25 +123,51 @@ def _metrics_logger(wd: Path | None, plan: GroupPlan, wave: int, progress: Progr
     return log
 
 
+def train_groups(
+    cfg,
+    plans: list[GroupPlan],
+    wd: Path | None,
+    mesh,
+    progress: ProgressFn | None,
+    ident: str,
+    finish,
+    metrics_path: Path | None = None,
+) -> list:
+    """Trains every wave of every plan (resuming from checkpoints in ``wd``) under ``cfg.matmul_precision``.
+
+    Args:
+      finish: called with ``(plan, wave results)`` after each group; its results are returned, one per plan.
+      metrics_path: the metrics log; default ``wd/metrics.jsonl``.
+    """
+    total = sum(p.padded_runs * step_cost(p.spec) for p in plans) * config_lib.total_steps(cfg)
+    prog = Progress(total, progress)
+    interval = cfg.steps_per_epoch * cfg.eval_every
+    metrics_path = metrics_path or (wd / "metrics.jsonl" if wd is not None else None)
+    out = []
+    with jax.default_matmul_precision(cfg.matmul_precision):
+        for plan in plans:
+            program = cached_program(plan.spec, cfg.chunk_steps or interval, mesh)
+            prog.start_group()
+            waves = [
+                train_wave(cfg, plan, program, w, runs, wd, prog, ident, _metrics_logger(metrics_path, plan, w, prog))
+                for w, runs in enumerate(plan.waves)
+            ]
+            out.append(finish(plan, waves))
+    return out
+
+
 def _train_and_summarize(
     cfg, plans: list[GroupPlan], wd: Path | None, mesh, progress: ProgressFn | None, ident: str
 ) -> SweepResult:
     """The body of :func:`run_sweep` once the config is valid and the workdir (if any) is prepared and locked."""
-    total = sum(p.padded_runs * step_cost(p.spec) for p in plans) * config_lib.total_steps(cfg)
-    prog = Progress(total, progress)
-    interval = cfg.steps_per_epoch * cfg.eval_every
-    all_arrays = []
-    for plan in plans:
-        program = cached_program(plan.spec, cfg.chunk_steps or interval, mesh)
-        prog.start_group()
-        waves = [
-            train_wave(cfg, plan, program, w, runs, wd, prog, ident, _metrics_logger(wd, plan, w, prog))
-            for w, runs in enumerate(plan.waves)
-        ]
+
+    def finish(plan: GroupPlan, waves: list) -> dict:
         arrays = group_arrays(cfg, plan, waves, ident)
         if wd is not None:
             store.save_npz(wd / "results" / f"group{plan.index}.npz", arrays)
-        all_arrays.append(arrays)
+        return arrays
+
+    all_arrays = train_groups(cfg, plans, wd, mesh, progress, ident, finish)
     summary = summarize(cfg, plans, all_arrays)
     if wd is not None:
         store.save_json(wd / "summary.json", summary)

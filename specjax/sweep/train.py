@@ -168,7 +168,9 @@ def train_wave(
             save(done)
             last_checkpoint = time.monotonic()
         if at_eval:
-            progress.line(f"{where} epoch {epoch}/{cfg.epochs} | {plan.runs} runs", _status(history, blocks, len(runs)))
+            progress.line(
+                f"{where} epoch {epoch}/{cfg.epochs} | {len(plan.trained)} runs", _status(history, blocks, len(runs))
+            )
         signals.check()
     return _result(history, blocks)
 
