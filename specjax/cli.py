@@ -39,40 +39,56 @@ def configure_cpu_devices(num_devices: int | None = None) -> None:
 
 
 def maybe_initialize_distributed(
-    coordinator_address: str | None = None, num_processes: int | None = None, process_id: int | None = None
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    auto: bool = False,
+    timeout_s: int | None = None,
 ) -> bool:
-    """Multi-host: ``jax.distributed.initialize`` when a coordinator address is given, else nothing (one host).
+    """Multi-process: ``jax.distributed.initialize`` when a coordinator address is given or ``auto``, else nothing.
 
     Arguments default to the environment variables ``SPECJAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0),
     ``SPECJAX_NUM_PROCESSES`` and ``SPECJAX_PROCESS_ID``; the command-line programs pass ``--coordinator_address``,
-    ``--num_processes`` and ``--process_id``. Afterwards ``jax.devices()`` lists every host's devices and
-    :func:`specjax.engine.run.make_mesh` spans them all. Must run before anything touches a JAX backend. Only the
-    single-process path is tested here (no second host).
+    ``--num_processes``, ``--process_id``, ``--distributed=auto`` (SLURM, Open MPI or a TPU slice detected by JAX)
+    and ``--distributed_timeout_s``. Bounded timeouts, and a dead process stops the others cleanly
+    (:func:`specjax.sweep.distribute.initialize`). Must run before anything touches a JAX backend.
 
     Returns:
       whether ``jax.distributed`` was initialised.
     """
     env = os.environ
     address = coordinator_address or env.get("SPECJAX_COORDINATOR_ADDRESS")
-    if not address:
+    if not address and not auto:
         return False
     count = num_processes if num_processes is not None else env.get("SPECJAX_NUM_PROCESSES")
     index = process_id if process_id is not None else env.get("SPECJAX_PROCESS_ID")
-    if count is None or index is None:
+    if address and (count is None or index is None):
         raise ValueError("distributed: a coordinator address needs --num_processes and --process_id too")
-    import jax
+    from specjax.sweep import distribute
 
-    jax.distributed.initialize(coordinator_address=address, num_processes=int(count), process_id=int(index))
-    return True
+    return distribute.initialize(
+        address,
+        None if count is None else int(count),
+        None if index is None else int(index),
+        auto=auto,
+        timeout_s=timeout_s or distribute.HEARTBEAT_TIMEOUT_S,
+    )
 
 
 def define_distributed_flags() -> None:
-    """``--coordinator_address``, ``--num_processes``, ``--process_id`` (see :func:`maybe_initialize_distributed`)."""
+    """``--coordinator_address``, ``--num_processes``, ``--process_id``, ``--distributed``,
+    ``--distributed_timeout_s`` (see :func:`maybe_initialize_distributed`)."""
     if "coordinator_address" in flags.FLAGS:
         return
-    flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0 (jax.distributed).")
-    flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes (jax.distributed).")
-    flags.DEFINE_integer("process_id", None, "Multi-host: index of this process (jax.distributed).")
+    flags.DEFINE_string("coordinator_address", None, "Multi-process: host:port of process 0 (jax.distributed).")
+    flags.DEFINE_integer("num_processes", None, "Multi-process: number of processes (jax.distributed).")
+    flags.DEFINE_integer("process_id", None, "Multi-process: index of this process (jax.distributed).")
+    flags.DEFINE_enum(
+        "distributed", "off", ["off", "auto"], "auto: jax.distributed.initialize() detects SLURM/Open MPI/TPU."
+    )
+    flags.DEFINE_integer(
+        "distributed_timeout_s", None, "Multi-process: heartbeat timeout; a dead process is noticed within it (30)."
+    )
 
 
 def default_cache_dir() -> Path:
@@ -234,7 +250,13 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
             logging.set_verbosity(logging.WARNING)
         try:
             f = flags.FLAGS
-            maybe_initialize_distributed(f.coordinator_address, f.num_processes, f.process_id)
+            maybe_initialize_distributed(
+                f.coordinator_address,
+                f.num_processes,
+                f.process_id,
+                auto=f.distributed == "auto",
+                timeout_s=f.distributed_timeout_s,
+            )
             configure_compilation_cache(f.compilation_cache)
             main(argv)
         except SpecjaxError as e:
