@@ -19,7 +19,7 @@ import numpy as np
 
 from specjax.core import metrics
 from specjax.engine import ChunkStats, Hparams, Program, RunState, Spec
-from specjax.sweep import checkpoint, signals
+from specjax.sweep import checkpoint, distribute, signals
 from specjax.sweep.plan import GroupPlan, run_inputs, snapshot_epochs, step_cost
 from specjax.sweep.progress import Progress
 from specjax.sweep.record import History, record_eval, wave_result
@@ -163,7 +163,7 @@ def train_wave(
         timed = True
         _warm.add(program)
         done = chunks_done == total_chunks
-        interrupted = signals.requested()
+        interrupted = signals.requested() or distribute.stop_requested()
         if ckpt is not None and (done or interrupted or time.monotonic() - last_checkpoint >= cfg.checkpoint_every_s):
             save(done)
             last_checkpoint = time.monotonic()
@@ -172,6 +172,7 @@ def train_wave(
                 f"{where} epoch {epoch}/{cfg.epochs} | {len(plan.trained)} runs", _status(history, blocks, len(runs))
             )
         signals.check()
+        distribute.check()
     return _result(history, blocks)
 
 
