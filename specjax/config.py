@@ -266,10 +266,17 @@ def to_plain(cfg: ml_collections.ConfigDict) -> dict:
 
 
 def from_plain(values: dict) -> ml_collections.ConfigDict:
-    """Rebuilds a config from :func:`to_plain`'s dict, over the defaults (sequence fields stay tuples)."""
+    """Rebuilds a config from :func:`to_plain`'s dict, over the defaults (sequence fields stay tuples).
+
+    Raises:
+      ConfigError: an unknown field, or a value of another type than the field's default (names the field).
+    """
     cfg = default_config()
     for k, v in values.items():
         if k not in cfg:
             _fail(k, "unknown field")
-        cfg[k] = tuple(v) if isinstance(v, list) else v
+        try:
+            cfg[k] = tuple(v) if isinstance(v, list) else v
+        except TypeError:
+            _fail(k, f"{v!r} is of type {type(v).__name__}, expected {type(cfg[k]).__name__} (default {cfg[k]!r})")
     return cfg
