@@ -54,7 +54,6 @@ def main(argv: list[str]) -> None:
 
     from specjax import enable_float64
     from specjax.figures import plots
-    from specjax.sweep import run_sweep
 
     if len(argv) > 1:
         raise config_lib.ConfigError(f"unexpected argument(s) {argv[1:]}")
@@ -75,9 +74,39 @@ def main(argv: list[str]) -> None:
         print(line, flush=True)
         logging.info(line)
 
-    result = run_sweep(cfg, f.workdir, overwrite=f.overwrite, progress=progress)
-    paths = plots.success_rate_figure(result.summary, Path(f.workdir) / FIGURE)
+    result = run_scaled(cfg, f.workdir, f.overwrite, f.num_shards, f.shard_index, progress)
+    if result is None:
+        return  # a shard or process that did not merge: the merging one writes the figure
+    figure = Path(f.workdir) / FIGURE
+    summary = Path(f.workdir) / "summary.json"
+    stale = [figure.with_suffix(f".{e}") for e in ("png", "pdf")]
+    if all(p.exists() and p.stat().st_mtime >= summary.stat().st_mtime for p in stale):
+        print(f"{f.workdir}: sweep complete (results, summary and figure already written)")
+        return
+    paths = plots.success_rate_figure(result.summary, figure)
     print(f"wrote {f.workdir}/summary.json, results/*.npz and {', '.join(str(p) for p in paths)}")
+
+
+def run_scaled(cfg, workdir: str, overwrite: bool, num_shards: int, shard_index: int, progress):
+    """One process (:func:`~specjax.sweep.run_sweep`), an array-job shard (:func:`~specjax.sweep.shards.run_shard`)
+    or a process of a multi-controller sweep (:func:`~specjax.sweep.distribute.run_processes`); the result when
+    this call holds the whole sweep, else ``None``."""
+    import jax
+
+    from specjax.sweep import distribute, run_sweep, shards
+
+    if jax.process_count() > 1:
+        if num_shards != 1:
+            raise config_lib.ConfigError("num_shards: a multi-process sweep shards by process; drop --num_shards")
+        return distribute.run_processes(cfg, workdir, overwrite=overwrite, progress=progress)
+    if num_shards == 1 and shard_index == 0:
+        return run_sweep(cfg, workdir, overwrite=overwrite, progress=progress)
+    if overwrite:
+        raise config_lib.ConfigError(
+            "overwrite: a shard cannot discard the other shards' work; delete the workdir first "
+            "(python -m specjax.launch --overwrite does it before submitting)"
+        )
+    return shards.run_shard(cfg, workdir, num_shards, shard_index, progress=progress)
 
 
 def run_cli() -> None:
@@ -95,6 +124,8 @@ def run_cli() -> None:
     flags.DEFINE_bool("overwrite", False, "Discard a previous sweep in --workdir and start fresh.")
     flags.DEFINE_bool("dry_run", False, "Print the plan (groups, runs, blocks, waves, memory, time) and exit.")
     flags.DEFINE_string("log_file", None, "Also append progress lines and absl INFO messages to this file.")
+    flags.DEFINE_integer("num_shards", 1, "Array job: the sweep's runs split into this many shards ...")
+    flags.DEFINE_integer("shard_index", 0, "... of which this command trains this one (0-based); the last merges.")
     flags.mark_flags_as_required(["config", "workdir"])
     cli.run(main, "specjax.sweep")
 

@@ -110,10 +110,17 @@ def load_results(workdir: str | Path) -> SweepResult:
     sweep's identity.
 
     Raises:
-      StoreError: a file is missing, truncated, corrupted or not what this sweep writes (names the file and field).
+      StoreError: a file is missing, truncated, corrupted or not what this sweep writes (names the file and field);
+        for an unfinished sharded sweep, which shards are missing.
     """
     workdir = Path(workdir)
     cfg, ident = load_config(workdir)
+    if not (workdir / "summary.json").exists():
+        from specjax.sweep.shards import missing_shards  # shards imports this module
+
+        missing = missing_shards(workdir)
+        if missing:
+            raise StoreError(f"{workdir}: the sharded sweep is unfinished: {missing}")
     summary = store.load_json(workdir / "summary.json")
     if not isinstance(summary.get("groups"), list):
         raise StoreError(f"{workdir / 'summary.json'}: holds no 'groups' list")
