@@ -1,47 +1,88 @@
-"""The results behind each figure: experiment configs, and sweeps or experiments run once and cached on disk.
+"""The results behind each figure: the configs shipped in the package, and results computed once and cached on disk.
 
-:func:`load_config` reads ``experiments/configs/<name>.py:<scale>``; :func:`sweep_results` returns a finished sweep
-(running or resuming it through :func:`specjax.sweep.run_sweep` if needed); :func:`population_results` and
-:func:`conv_results` do the same for the SGD-vs-population-flow comparison (:mod:`specjax.theory.population`) and the
-real-data experiment (:mod:`specjax.realdata.experiment`). Each results folder also holds ``timing.json``: the wall seconds spent
-computing it, summed over resumptions. :mod:`specjax.figures.drivers` turns these results into figures.
+:func:`load_config` reads ``specjax/figures/configs/<name>.py``'s ``get_config(scale)``. :func:`compute_or_load` is
+the one cache: a results folder holds ``config.json`` (the config that produced it) and a file that marks the
+results finished; it loads them when both are there, refuses a folder that holds another config's results, and
+otherwise computes them while holding the folder's lock (:class:`specjax.sweep.workdir.WorkdirLock` on
+``.compute.lock``), so that two processes never compute into one folder. :func:`sweep_results` (a sweep, run or
+resumed through :func:`specjax.sweep.run_sweep`, read back through :func:`specjax.sweep.load_results`, which checks
+every array against the schema), :func:`population_results` (:mod:`specjax.theory.population`) and
+:func:`conv_results` (:mod:`specjax.realdata.experiment`) all go through it. Each results folder also holds
+``timing.json``: the wall seconds spent computing it, summed over resumptions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import ml_collections
 import numpy as np
 
 from specjax import config as config_lib
 from specjax import store
-from specjax.errors import FigureError
+from specjax.errors import FigureError, StoreError
 
 SCALES = ("test", "small", "paper")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+#: The lock file of a results folder, held while its results are computed.
+LOCK_NAME = ".compute.lock"
 ProgressFn = Callable[[str], None] | None
+T = TypeVar("T")
+
+#: Arrays a population results file must hold (:func:`population_results`).
+POPULATION_ARRAYS = (
+    "time",
+    "steps",
+    "sgd_loss",
+    "flow_loss",
+    "sgd_angles",
+    "flow_angles",
+    "sgd_balancedness",
+    "flow_balancedness",
+    "teacher_strength",
+)
+#: Arrays Fig. 13 reads from a real-data results file (:func:`conv_results`).
+CONV_ARRAYS = (
+    "epoch",
+    "over_realization",
+    "kept_channels",
+    "mean_best_correlation",
+    "eval_accuracy",
+    "teacher_eval_accuracy",
+    "pruned_teacher_eval_accuracy",
+)
 
 
 def load_config(name: str, scale: str) -> ml_collections.ConfigDict:
-    """``experiments/configs/<name>.py``'s ``get_config(scale)``.
+    """``specjax/figures/configs/<name>.py``'s ``get_config(scale)``.
 
     Raises:
-      FigureError: unknown scale or missing config file.
+      FigureError: missing config file, or a scale that file does not define (its ``SCALES``).
     """
-    if scale not in SCALES:
-        raise FigureError(f"scale: unknown value {scale!r}; expected one of {SCALES}")
     path = CONFIG_DIR / f"{name}.py"
     if not path.is_file():
-        raise FigureError(f"{path}: config file not found (figures need the repository checkout)")
-    spec = importlib.util.spec_from_file_location(f"specjax_experiment_{name}", path)
+        raise FigureError(f"{path}: config file not found")
+    spec = importlib.util.spec_from_file_location(f"specjax_figure_config_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if scale not in module.SCALES:
+        raise FigureError(f"scale: unknown value {scale!r} for {name}; expected one of {module.SCALES}")
     return module.get_config(scale)
+
+
+jsonable = store.jsonable  # NumPy values, tuples and non-string keys as plain JSON types (one conversion)
+
+
+def plain_config(cfg: ml_collections.ConfigDict) -> dict:
+    """The config as the JSON that ``config.json`` holds (tuples become lists)."""
+    return json.loads(json.dumps(jsonable(cfg.to_dict())))
 
 
 def timing_path(directory: Path) -> Path:
@@ -73,118 +114,169 @@ def held_seconds(directory: Path) -> float | None:
     return float(store.load_json(path)["compute_seconds"]) if path.is_file() else None
 
 
-def sweep_results(
-    cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn
-) -> tuple[list[dict[str, np.ndarray]], dict, float | None, bool]:
-    """The finished results of ``cfg`` in ``directory``, running (or resuming) the sweep if they are absent.
+@dataclasses.dataclass(frozen=True)
+class Cached(Generic[T]):
+    """Results from :func:`compute_or_load`.
 
-    Returns:
-      ``(arrays per shape group, summary, compute seconds, computed_now)``.
+    Attributes:
+      value: the results.
+      directory: the results folder.
+      compute_seconds: wall seconds spent computing them (summed over resumptions), ``None`` if unknown.
+      computed_now: whether this call computed (or resumed) them.
     """
+
+    value: T
+    directory: Path
+    compute_seconds: float | None
+    computed_now: bool
+
+
+def _held_config(directory: Path, wanted: dict) -> dict | None:
+    """The config ``directory/config.json`` holds (``None`` if none); refuses another config's results."""
+    path = directory / "config.json"
+    if not path.exists():
+        return None
+    held = store.load_json(path).get("config")
+    if held != wanted:
+        fields = sorted(k for k in set(held or {}) | set(wanted) if (held or {}).get(k) != wanted.get(k))
+        raise FigureError(
+            f"{directory}: holds results of a different config (fields {fields}); move it away or use another --workdir"
+        )
+    return held
+
+
+def compute_or_load(
+    directory: Path, wanted: dict, finished: str, compute: Callable[[], T], load: Callable[[], T]
+) -> Cached[T]:
+    """The results in ``directory`` if finished for the config ``wanted``, else computed (under the folder's lock).
+
+    Args:
+      directory: the results folder (created).
+      wanted: the config, as :func:`plain_config` (or :func:`specjax.config.to_plain`) gives it; compared with
+        ``directory/config.json``'s ``config``.
+      finished: name of the file whose presence (beside a matching ``config.json``) marks finished results.
+      compute: computes the results and writes them, ``config.json`` and ``finished`` into ``directory``; runs
+        while this process holds ``directory/.compute.lock``. May resume a previous, interrupted computation.
+      load: reads finished results back; raises :class:`~specjax.errors.StoreError` for bad files.
+
+    Raises:
+      FigureError: ``directory`` holds another config's results, or is not a directory.
+      SweepError: another process is computing into ``directory``.
+      StoreError: a file is unreadable or not what it should be, or ``directory`` cannot be written.
+    """
+    from specjax.sweep.workdir import WorkdirLock
+
+    if directory.exists() and not directory.is_dir():
+        raise FigureError(f"{directory}: results folder exists and is not a directory; move it away")
+    if _held_config(directory, wanted) is not None and (directory / finished).is_file():
+        return Cached(load(), directory, held_seconds(directory), False)
+    store.check_writable(directory)
+    with WorkdirLock(directory / LOCK_NAME, "figure results folder"):
+        if _held_config(directory, wanted) is not None and (directory / finished).is_file():
+            return Cached(load(), directory, held_seconds(directory), False)  # another process just finished
+        start = time.perf_counter()
+        value = compute()
+        total = add_timing(directory, time.perf_counter() - start)
+    return Cached(value, directory, total, True)
+
+
+def sweep_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn) -> Cached:
+    """The finished sweep of ``cfg`` in ``directory`` (a :class:`specjax.sweep.SweepResult`), run or resumed if
+    unfinished; read back through :func:`specjax.sweep.load_results` (every array checked against the schema)."""
     from specjax import sweep
 
     config_lib.validate(cfg)
-    results = [directory / "results" / f"group{i}.npz" for i in range(len(cfg.over_realization))]
-    held = directory / "config.json"
-    if held.is_file() and (directory / "summary.json").is_file() and all(p.is_file() for p in results):
-        if store.load_json(held).get("config") == config_lib.to_plain(cfg):
-            loaded = sweep.load_results(directory)
-            return loaded.arrays, loaded.summary, held_seconds(directory), False
-    start = time.perf_counter()
-    result = sweep.run_sweep(cfg, directory, progress=progress)
-    total = add_timing(directory, time.perf_counter() - start)
-    return result.arrays, result.summary, total, True
+    return compute_or_load(
+        directory,
+        json.loads(json.dumps(config_lib.to_plain(cfg))),
+        "summary.json",
+        compute=lambda: sweep.run_sweep(cfg, directory, progress=progress),
+        load=lambda: sweep.load_results(directory),
+    )
 
 
-def jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    return obj
+def _load_arrays(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+    arrays = store.load_npz(path, required)
+    for name in required:
+        if arrays[name].dtype.kind not in "fiub":
+            raise StoreError(f"{path}: array {name!r} has dtype {arrays[name].dtype}, expected numbers")
+    return arrays
 
 
-def population_results(
-    cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn
-) -> tuple[dict[str, np.ndarray], float | None, bool]:
-    """SGD vs the exact population flow for ``cfg.seeds`` runs (:func:`specjax.theory.population.make_sgd_flow_comparison`),
-    cached in ``directory/results.npz``.
+def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn) -> Cached:
+    """SGD vs the exact population flow for ``cfg.seeds`` runs
+    (:func:`specjax.theory.population.make_sgd_flow_comparison`), cached in ``directory/results.npz``.
 
     The config is a sweep config with one value per swept field and one over-realization; records are taken every
     ``steps_per_epoch`` SGD steps, and the flow is integrated with RK4 at a step of ``rk4_step_sgd_steps``
     SGD steps' time (the ``rk4_step_sgd_steps`` field, removed before validation).
 
     Returns:
-      ``(arrays, compute seconds, computed_now)``; arrays: ``time (T,)``, ``sgd_loss``/``flow_loss (N, T)``,
-      ``sgd_angles``/``flow_angles (N, T, n, m)``, ``teacher_strength (N, m)``.
+      arrays :data:`POPULATION_ARRAYS`: ``time``/``steps (T,)``, ``sgd_loss``/``flow_loss (N, T)``,
+      ``sgd_angles``/``flow_angles (N, T, n, m)``, ``*_balancedness``, ``teacher_strength (N, m)``.
     """
-    import jax
-    import jax.numpy as jnp
-
-    from specjax import engine as train
-    from specjax.theory import population
-
     rk4_every = int(cfg.rk4_step_sgd_steps)
     sweep_cfg = ml_collections.ConfigDict({k: v for k, v in cfg.items() if k != "rk4_step_sgd_steps"})
     config_lib.validate(sweep_cfg)
-    results_path, config_path = directory / "results.npz", directory / "config.json"
-    wanted = config_lib.to_plain(cfg)
-    if results_path.is_file() and config_path.is_file() and store.load_json(config_path).get("config") == wanted:
-        return store.load_npz(results_path), held_seconds(directory), False
-    store.check_writable(directory)
-    if progress is not None:
-        progress(f"population: {cfg.seeds} seeds x {cfg.epochs * cfg.steps_per_epoch} SGD steps and the exact flow")
-    start = time.perf_counter()
-    spec = train.Spec.from_config(sweep_cfg, sweep_cfg.over_realization[0])
-    compare = population.make_sgd_flow_comparison(
-        spec, sweep_cfg.epochs, sweep_cfg.steps_per_epoch, max(1, sweep_cfg.steps_per_epoch // rk4_every)
+    results_path = directory / "results.npz"
+    wanted = plain_config(cfg)
+
+    def compute() -> dict[str, np.ndarray]:
+        import jax
+        import jax.numpy as jnp
+
+        from specjax import engine
+        from specjax.theory import population
+
+        if progress is not None:
+            progress(f"population: {cfg.seeds} seeds x {cfg.epochs * cfg.steps_per_epoch} SGD steps and the flow")
+        spec = engine.Spec.from_config(sweep_cfg, sweep_cfg.over_realization[0])
+        compare = population.make_sgd_flow_comparison(
+            spec, sweep_cfg.epochs, sweep_cfg.steps_per_epoch, max(1, sweep_cfg.steps_per_epoch // rk4_every)
+        )
+        setting = config_lib.settings_grid(sweep_cfg)[0]
+        hp = engine.Hparams.broadcast(sweep_cfg.seeds, sweep_cfg.dtype, **setting._asdict())
+        keys = jax.vmap(engine.seed_key, (None, 0))(sweep_cfg.seed, jnp.arange(sweep_cfg.seeds))
+        out = jax.device_get(jax.jit(jax.vmap(compare))(hp, keys))
+        arrays = {
+            "time": np.asarray(out.time[0]),
+            "steps": np.asarray(out.steps[0]),
+            "sgd_loss": np.asarray(out.sgd.loss),
+            "flow_loss": np.asarray(out.flow.loss),
+            "sgd_angles": np.asarray(out.sgd.angles),
+            "flow_angles": np.asarray(out.flow.angles),
+            "sgd_balancedness": np.asarray(out.sgd.balancedness),
+            "flow_balancedness": np.asarray(out.flow.balancedness),
+            "teacher_strength": np.linalg.norm(np.asarray(out.teacher[1][0]), axis=-1),
+        }
+        store.save_npz(results_path, arrays)
+        store.save_json(directory / "config.json", {"config": wanted})
+        return arrays
+
+    return compute_or_load(
+        directory, wanted, results_path.name, compute, lambda: _load_arrays(results_path, POPULATION_ARRAYS)
     )
-    setting = config_lib.settings_grid(sweep_cfg)[0]
-    hp = train.Hparams.broadcast(sweep_cfg.seeds, sweep_cfg.dtype, **setting._asdict())
-    keys = jax.vmap(train.seed_key, (None, 0))(sweep_cfg.seed, jnp.arange(sweep_cfg.seeds))
-    out = jax.device_get(jax.jit(jax.vmap(compare))(hp, keys))
-    arrays = {
-        "time": np.asarray(out.time[0]),
-        "steps": np.asarray(out.steps[0]),
-        "sgd_loss": np.asarray(out.sgd.loss),
-        "flow_loss": np.asarray(out.flow.loss),
-        "sgd_angles": np.asarray(out.sgd.angles),
-        "flow_angles": np.asarray(out.flow.angles),
-        "sgd_balancedness": np.asarray(out.sgd.balancedness),
-        "flow_balancedness": np.asarray(out.flow.balancedness),
-        "teacher_strength": np.linalg.norm(np.asarray(out.teacher[1][0]), axis=-1),
-    }
-    store.save_npz(results_path, arrays)
-    store.save_json(config_path, {"config": wanted})
-    return arrays, add_timing(directory, time.perf_counter() - start), True
 
 
-def conv_results(
-    cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn
-) -> tuple[dict[str, np.ndarray], float | None, bool]:
+def conv_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn) -> Cached:
     """:func:`specjax.realdata.experiment.run_conv_experiment` for ``cfg`` (seed ``cfg.seed``), cached in
-    ``directory/results.npz``.
-
-    Returns:
-      ``(arrays, compute seconds, computed_now)``; arrays as :func:`specjax.realdata.experiment.run_conv_experiment` documents.
-    """
-    import jax
-
+    ``directory/results.npz``; arrays as that function documents (at least :data:`CONV_ARRAYS`)."""
     from specjax.realdata import experiment as realdata
 
-    results_path, config_path = directory / "results.npz", directory / "config.json"
-    wanted = jsonable(cfg.to_dict())
-    if results_path.is_file() and config_path.is_file() and store.load_json(config_path).get("config") == wanted:
-        return store.load_npz(results_path), held_seconds(directory), False
-    store.check_writable(directory)
-    if progress is not None:
-        progress(f"figure 13: conv teacher and students on {cfg.dataset}")
-    start = time.perf_counter()
-    results = realdata.run_conv_experiment(cfg, jax.random.key(int(cfg.seed)))
-    store.save_npz(results_path, results)
-    store.save_json(config_path, {"config": wanted})
-    return results, add_timing(directory, time.perf_counter() - start), True
+    realdata.check_conv_config(cfg)
+    results_path = directory / "results.npz"
+    wanted = plain_config(cfg)
+
+    def compute() -> dict[str, np.ndarray]:
+        import jax
+
+        if progress is not None:
+            progress(f"figure 13: conv teacher and students on {cfg.dataset}")
+        results = realdata.run_conv_experiment(cfg, jax.random.key(int(cfg.seed)))
+        store.save_npz(results_path, results)
+        store.save_json(directory / "config.json", {"config": wanted})
+        return results
+
+    return compute_or_load(
+        directory, wanted, results_path.name, compute, lambda: _load_arrays(results_path, CONV_ARRAYS)
+    )

@@ -1,8 +1,9 @@
-"""The numbers behind the paper's figures, computed from sweep result arrays (NumPy; THEORY.md sections 3, 5, 7).
+"""The numbers behind the paper's figures, computed from sweep result arrays (NumPy; docs/theory.md §3, §5).
 
 Every function takes the arrays of :func:`specjax.sweep.group_arrays` (leading axes ``(settings, seeds)``; ``S``
-settings, ``N`` seeds, ``E`` evaluations, ``P`` snapshots, ``m`` teacher and ``n`` student nodes) and returns plain
-NumPy arrays or JSON-friendly dicts. Plots (:mod:`specjax.figures.plots`, :mod:`specjax.figures.plots_dynamics`) and the tests of
+settings, ``N`` seeds, ``E`` evaluations, ``P`` snapshots, ``m`` teacher and ``n`` student nodes; array names from
+:func:`specjax.sweep.schema.key`, layers numbered from 1) and returns plain NumPy arrays or JSON-friendly dicts.
+Plots (:mod:`specjax.figures.plots`, :mod:`specjax.figures.plots_dynamics`) and the tests of
 :mod:`specjax.figures.drivers` read the same numbers, so a figure and the claim it supports cannot drift apart.
 
 The JAX function here, :func:`expected_fan_out_norms`, is Fig. 8's y-axis for deep networks:
@@ -20,6 +21,7 @@ import numpy as np
 from specjax.core import data as data_lib
 from specjax.core import metrics, networks
 from specjax.engine.run import seed_key
+from specjax.sweep.schema import key
 from specjax.theory import lemma1
 
 #: A student counts as specialized in Fig. 7's numbers when its best teacher correlation exceeds this, and as
@@ -28,12 +30,6 @@ SPECIALIZED_ABOVE = 0.9
 UNSPECIALIZED_BELOW = 0.8
 #: A student "focuses" on a teacher (Fig. 11) when its correlation to that teacher is its largest and above this.
 FOCUS_THRESHOLD = 0.6
-
-
-def mse_per_output(half_sse_loss: np.ndarray, outputs: int) -> np.ndarray:
-    """Converts the training convention :math:`\\tfrac12\\mathbb E\\|r\\|^2` to the reference's logged loss, the mean
-    over samples *and* outputs of :math:`r^2`: multiply by :math:`2/C`."""
-    return np.asarray(half_sse_loss) * (2.0 / outputs)
 
 
 def setting_index(arrays: dict[str, np.ndarray], **values: float) -> int:
@@ -91,7 +87,7 @@ def expected_fan_out_norms(
     """:math:`\\sqrt{\\mathbb E_x\\beta_{kk}(x)}=\\sqrt{\\mathbb E_x\\|v_{l,k}(x)\\|^2}` for every hidden node (Fig. 8).
 
     :func:`specjax.theory.lemma1.effective_fan_out_norms` (Lemma 1's top-down recursion for the effective fan-outs
-    :math:`v_{l,k}(x)`, THEORY.md section 2) over ``chunk`` samples at a time, so that memory stays at
+    :math:`v_{l,k}(x)`, docs/theory.md §2) over ``chunk`` samples at a time, so that memory stays at
     ``chunk * C * n_l`` floats for the paper's 1250-wide layers; chunk means of :math:`\\beta_{kk}` are averaged.
 
     Args:
@@ -126,9 +122,9 @@ def snapshot_params(arrays: dict[str, np.ndarray], setting: int, seed: int, snap
     """Student parameters of one run at snapshot ``snapshot`` (index into ``snapshot_epochs``)."""
     layers = []
     l = 1
-    while f"student_W_l{l}" in arrays:
-        W = arrays[f"student_W_l{l}"][setting, seed, snapshot]
-        b = arrays.get(f"student_b_l{l}")
+    while key("student_W", l) in arrays:
+        W = arrays[key("student_W", l)][setting, seed, snapshot]
+        b = arrays.get(key("student_b", l))
         layers.append((jnp.asarray(W), None if b is None else jnp.asarray(b[setting, seed, snapshot])))
         l += 1
     return tuple(layers)
@@ -153,7 +149,7 @@ def deep_l_shape(
     corr_at = np.searchsorted(arrays["corr_epochs"], epochs)
     out = {"epochs": np.asarray(epochs)}
     for l in range(1, layers + 1):
-        corr = arrays[f"corr_l{l}"][setting, seed][corr_at]  # (P, m_l, n_l)
+        corr = arrays[key("corr", l)][setting, seed][corr_at]  # (P, m_l, n_l)
         out[f"best_corr_l{l}"] = corr.max(axis=-2)
         out[f"fan_out_l{l}"] = np.stack([np.asarray(s[l - 1]) for s in per_snapshot])
     return out
@@ -165,8 +161,8 @@ def layer_success_by_snapshot(arrays: dict[str, np.ndarray], threshold: float = 
     at = np.searchsorted(arrays["eval_epochs"], arrays["snapshot_epochs"])
     rates = []
     l = 1
-    while f"best_teacher_corr_l{l}" in arrays:
-        best = arrays[f"best_teacher_corr_l{l}"][setting][:, at]  # (N, P, m_l)
+    while key("best_teacher_corr", l) in arrays:
+        best = arrays[key("best_teacher_corr", l)][setting][:, at]  # (N, P, m_l)
         rates.append((best > threshold).mean(axis=(0, 2)))
         l += 1
     return np.stack(rates, axis=-1)
@@ -178,14 +174,15 @@ def layer_success_by_snapshot(arrays: dict[str, np.ndarray], threshold: float = 
 
 def success_table(arrays: dict[str, np.ndarray], eval_index: int = -1) -> np.ndarray:
     """Success rate per setting and teacher node at one evaluation (diverged runs left out): ``(S, m)``."""
-    best = arrays["best_teacher_corr_l1"][:, :, eval_index]  # (S, N, m)
+    best = arrays[key("best_teacher_corr", 1)][:, :, eval_index]  # (S, N, m)
     valid = arrays["diverged_at"] < 0
     return metrics.success_rate(best, seed_axis=1, valid=valid)
 
 
-def log_loss_stats(arrays: dict[str, np.ndarray], outputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std over non-diverged seeds of :math:`\\log_{10}` of the per-output MSE, each ``(S, E)``."""
-    loss = mse_per_output(arrays["eval_loss"], outputs)
+def log_mse_stats(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over non-diverged seeds of :math:`\\log_{10}` of ``eval_mse`` (the mean over samples and outputs
+    of the squared residual, the reference code's logged loss), each ``(S, E)``."""
+    loss = np.asarray(arrays["eval_mse"])
     valid = (arrays["diverged_at"] < 0)[..., None] & np.isfinite(loss)
     logs = np.where(valid, np.log10(np.maximum(loss, 1e-300)), np.nan)
     return np.nanmean(logs, axis=1), np.nanstd(logs, axis=1)
@@ -197,7 +194,7 @@ def log_loss_stats(arrays: dict[str, np.ndarray], outputs: int) -> tuple[np.ndar
 
 def teacher_strength(arrays: dict[str, np.ndarray]) -> np.ndarray:
     """Each teacher node's fan-out norm :math:`\\|v^*_j\\|` (Def. 4, two-layer teacher): ``(S, N, m)``."""
-    return np.linalg.norm(arrays["teacher_W_l2"], axis=-1)
+    return np.linalg.norm(arrays[key("teacher_W", 2)], axis=-1)
 
 
 def first_epoch_above(best_teacher_corr: np.ndarray, epochs: np.ndarray, threshold: float) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""Figures from sweep summaries and result arrays (matplotlib, Agg backend; PNG and PDF side by side)."""
+"""Figures from sweep summaries and result arrays (matplotlib, Agg backend; PNG and PDF side by side, atomically)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,19 +15,57 @@ import numpy as np  # noqa: E402
 
 from specjax.config import SWEPT_FIELDS  # noqa: E402
 from specjax.engine import HPARAM_LABELS as LABELS  # noqa: E402
+from specjax.errors import StoreError  # noqa: E402
+from specjax.sweep.schema import key  # noqa: E402
+
+#: "Early" in every success-rate plot: the evaluation nearest this fraction of training (the paper's Fig. 9: epoch
+#: 5 of 100). :func:`early_epoch` applies it; the sweep's figure and Fig. 9 both use it.
+EARLY_FRACTION = 0.05
+
+
+def early_epoch(eval_epochs: Sequence[int]) -> int | None:
+    """The evaluated epoch nearest :data:`EARLY_FRACTION` of the last one, strictly between the first and the last
+    (the earliest such epoch on a tie); ``None`` if there is none."""
+    epochs = [int(e) for e in eval_epochs]
+    inner = [e for e in epochs if epochs[0] < e < epochs[-1]] if epochs else []
+    if not inner:
+        return None
+    target = EARLY_FRACTION * epochs[-1]
+    return min(inner, key=lambda e: (abs(e - target), e))
+
+
+def save_as(fig, path: str | Path) -> Path:
+    """Writes ``fig`` to ``path`` (format from its suffix) atomically: a temporary file in the same folder, renamed.
+
+    Raises:
+      StoreError: the file cannot be written (names it).
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".")
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp.{fmt}", dir=path.parent)
+        os.close(fd)
+        fig.savefig(tmp, format=fmt, dpi=130, bbox_inches="tight")
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise StoreError(f"{path}: cannot write ({e.strerror or e})") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def save(fig, path_prefix: str | Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
-    """Saves ``fig`` as ``path_prefix.png`` and ``.pdf``; closes it; returns the paths."""
+    """Saves ``fig`` as ``path_prefix.png`` and ``.pdf`` (each atomically, :func:`save_as`); closes it; returns the
+    paths."""
     path_prefix = Path(path_prefix)
-    path_prefix.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt in formats:
-        p = path_prefix.with_suffix(f".{fmt}")
-        fig.savefig(p, dpi=130, bbox_inches="tight")
-        paths.append(p)
-    plt.close(fig)
-    return paths
+    try:
+        return [save_as(fig, path_prefix.parent / f"{path_prefix.name}.{fmt}") for fmt in formats]
+    finally:
+        plt.close(fig)
 
 
 def setting_label(group: dict, varying: Sequence[str]) -> str:
@@ -39,10 +79,10 @@ def varying_fields(groups: Sequence[dict]) -> list[str]:
     return out or ["teacher_polarity"]
 
 
-def success_rate_figure(summary: dict, path_prefix: str | Path, early_epoch: int = 5) -> list[Path]:
+def success_rate_figure(summary: dict, path_prefix: str | Path) -> list[Path]:
     """The paper's Fig. 9 layout: success rate per teacher node (0 = strongest), one panel per over-realization.
 
-    Solid lines: last evaluation; dotted: the evaluation at ``early_epoch`` (if recorded and before the last).
+    Solid lines: last evaluation; dotted: the early evaluation, :func:`early_epoch` (if any).
 
     Args:
       summary: ``summary.json`` content from :func:`specjax.sweep.summarize`.
@@ -50,8 +90,9 @@ def success_rate_figure(summary: dict, path_prefix: str | Path, early_epoch: int
     """
     groups = summary["groups"]
     overs = sorted({g["over_realization"] for g in groups})
-    epochs = list(summary["eval_epochs"])
-    early = epochs.index(early_epoch) if early_epoch in epochs[:-1] and early_epoch > 0 else None
+    epochs = [int(e) for e in summary["eval_epochs"]]
+    first = early_epoch(epochs)
+    early = None if first is None else epochs.index(first)
     varying = varying_fields(groups)
     fig, axes = plt.subplots(1, len(overs), figsize=(4.2 * len(overs), 3.6), sharey=True, squeeze=False)
     cmap = plt.get_cmap("viridis")
@@ -84,7 +125,8 @@ def l_shape_figure(
     eval_index: int = -1,
     paper_axes: tuple[float, float, float, float] = (0.0, 1.1, -0.1, 2.5),
 ) -> list[Path]:
-    """The paper's Fig. 7: each student's best teacher correlation vs its fan-out norm, all seeds overlaid.
+    """The paper's Fig. 7: each student's best teacher correlation vs its fan-out norm, all seeds overlaid, one
+    colour per seed.
 
     One row per teacher polarity, one column per over-realization (shape group). Theorem 3 / Corollary 2 predict an
     "L": students that specialize to no teacher (low correlation) have (near-)zero fan-out.
@@ -99,14 +141,19 @@ def l_shape_figure(
     polarities = arrays_per_group[0]["teacher_polarity"]
     rows, cols = len(polarities), len(arrays_per_group)
     fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 2.3 * rows), sharex=True, sharey=True, squeeze=False)
-    y_top = max(paper_axes[3], *(1.05 * float(a["fan_out_norm_l1"][:, :, eval_index].max()) for a in arrays_per_group))
+    corr_key, fan_out_key = key("best_student_corr", 1), key("fan_out_norm", 1)
+    y_top = max(paper_axes[3], *(1.05 * float(a[fan_out_key][:, :, eval_index].max()) for a in arrays_per_group))
+    seeds = arrays_per_group[0][corr_key].shape[1]
+    cmap = plt.get_cmap("tab10" if seeds <= 10 else "turbo")
+    colors = [cmap(i if seeds <= 10 else i / max(seeds - 1, 1)) for i in range(seeds)]
     for c, arrays in enumerate(arrays_per_group):
         over = int(arrays["over_realization"])
         for r, polarity in enumerate(arrays["teacher_polarity"]):
             ax = axes[r][c]
-            corr = arrays["best_student_corr_l1"][r, :, eval_index].ravel()
-            size = arrays["fan_out_norm_l1"][r, :, eval_index].ravel()
-            ax.scatter(corr, size, s=4, alpha=0.35, color="tab:blue", linewidths=0)
+            for seed in range(seeds):
+                corr = arrays[corr_key][r, seed, eval_index]
+                size = arrays[fan_out_key][r, seed, eval_index]
+                ax.scatter(corr, size, s=5, alpha=0.5, color=colors[seed], linewidths=0)
             ax.set_xlim(paper_axes[0], paper_axes[1])
             ax.set_ylim(paper_axes[2], y_top)
             ax.grid(alpha=0.3)
@@ -116,38 +163,36 @@ def l_shape_figure(
             if c == 0:
                 ax.set_ylabel("fan-out norm $\\|v_k\\|$")
     epoch = int(arrays_per_group[0]["eval_epochs"][eval_index])
-    seeds = arrays_per_group[0]["best_student_corr_l1"].shape[1]
-    fig.suptitle(f"Fig. 7: L-shape of students at epoch {epoch} ({seeds} seeds overlaid)", fontsize=11)
+    fig.suptitle(f"Fig. 7: L-shape of students at epoch {epoch} ({seeds} seeds overlaid, one colour each)", fontsize=11)
     return save(fig, path_prefix)
 
 
-def success_by_polarity_figure(
-    summary: dict, path_prefix: str | Path, early_epoch: int, min_polarity: float = 0.0
-) -> list[Path]:
+def success_by_polarity_figure(summary: dict, path_prefix: str | Path, min_polarity: float = 0.0) -> list[Path]:
     """The paper's Fig. 9: :func:`success_rate_figure` restricted to teacher polarities above ``min_polarity``
-    (the paper shows 0.5-2.5), dotted lines at ``early_epoch`` (the paper's 5 of 100 epochs)."""
+    (the paper shows 0.5-2.5), dotted lines at :func:`early_epoch` (the paper's 5 of 100 epochs)."""
     groups = [g for g in summary["groups"] if g["teacher_polarity"] > min_polarity]
-    return success_rate_figure({**summary, "groups": groups}, path_prefix, early_epoch=early_epoch)
+    return success_rate_figure({**summary, "groups": groups}, path_prefix)
 
 
 def loss_curves_figure(
     arrays_per_group: Sequence[dict[str, np.ndarray]],
-    log_loss_mean: Sequence[np.ndarray],
-    log_loss_std: Sequence[np.ndarray],
+    log_mse_mean: Sequence[np.ndarray],
+    log_mse_std: Sequence[np.ndarray],
     path_prefix: str | Path,
 ) -> list[Path]:
-    """The paper's Fig. 10: :math:`\\log_{10}` eval loss against epoch, mean +- std over seeds, one curve per teacher
-    polarity, one panel per over-realization.
+    """The paper's Fig. 10: :math:`\\log_{10}` eval MSE (``eval_mse``, mean over samples and outputs, the reference
+    code's logged loss) against epoch, mean +- std over seeds, one curve per teacher polarity, one panel per
+    over-realization.
 
     Args:
       arrays_per_group: one :func:`specjax.sweep.group_arrays` dict per over-realization.
-      log_loss_mean, log_loss_std: per group, ``(S, E)`` from :func:`specjax.figures.numbers.log_loss_stats`.
+      log_mse_mean, log_mse_std: per group, ``(S, E)`` from :func:`specjax.figures.numbers.log_mse_stats`.
       path_prefix: output path without suffix.
     """
     cols = len(arrays_per_group)
     fig, axes = plt.subplots(1, cols, figsize=(3.8 * cols, 3.4), sharey=True, squeeze=False)
     cmap = plt.get_cmap("viridis")
-    for ax, arrays, mean, std in zip(axes[0], arrays_per_group, log_loss_mean, log_loss_std, strict=True):
+    for ax, arrays, mean, std in zip(axes[0], arrays_per_group, log_mse_mean, log_mse_std, strict=True):
         epochs = arrays["eval_epochs"]
         polarities = arrays["teacher_polarity"]
         for s, polarity in enumerate(polarities):
@@ -157,8 +202,8 @@ def loss_curves_figure(
         ax.set_title(f"{int(arrays['over_realization'])}x over-realization")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("log10 eval loss (MSE per output)")
+    axes[0][0].set_ylabel("log10 eval MSE (mean over samples, outputs)")
     axes[0][-1].legend(fontsize=8)
-    seeds = arrays_per_group[0]["eval_loss"].shape[1]
-    fig.suptitle(f"Fig. 10: evaluation loss, mean +- std over {seeds} seeds", fontsize=11, y=1.03)
+    seeds = arrays_per_group[0]["eval_mse"].shape[1]
+    fig.suptitle(f"Fig. 10: evaluation MSE, mean +- std over {seeds} seeds", fontsize=11, y=1.03)
     return save(fig, path_prefix)

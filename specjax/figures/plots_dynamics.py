@@ -68,42 +68,54 @@ def focus_shift_figure(
     steps_per_epoch: int,
     path_prefix: str | Path,
 ) -> list[Path]:
-    """The paper's Fig. 11: each student's correlation to each teacher over iterations, one row per seed.
+    """The paper's Fig. 11: one panel per teacher node, each student's correlation to it over iterations, one colour
+    per student; one row per seed.
+
+    Columns are the seed's teacher nodes, strongest first (by fan-out norm :math:`\\|v^*_j\\|`, in the title). A
+    student that shifts its focus (:func:`specjax.figures.numbers.focus_shifts`) is drawn thick, and the legend says
+    from which teacher to which.
 
     Args:
       corr: ``(N, E, m, n)`` correlation matrices at every evaluation (``record_corr='all'``).
       epochs: ``(E,)`` evaluation epochs.
-      strength: ``(N, m)`` teacher fan-out norms (colour: dark = strong).
-      shifts: per seed, :func:`specjax.figures.numbers.focus_shifts` output; shifting students get a red title.
+      strength: ``(N, m)`` teacher fan-out norms.
+      shifts: per seed, :func:`specjax.figures.numbers.focus_shifts` output.
       steps_per_epoch: converts epochs to iterations on the x-axis.
       path_prefix: output path without suffix.
     """
     seeds, _, m, n = corr.shape
-    fig, axes = plt.subplots(seeds, n, figsize=(1.55 * n, 1.5 * seeds + 0.6), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        seeds, m, figsize=(2.0 * m + 1.4, 1.7 * seeds + 0.6), sharex=True, sharey=True, squeeze=False
+    )
     iters = np.maximum(np.asarray(epochs) * steps_per_epoch, 1)
+    cmap = plt.get_cmap("tab10" if n <= 10 else "turbo")
+    colors = [cmap(k if n <= 10 else k / max(n - 1, 1)) for k in range(n)]
     for seed in range(seeds):
-        colors, mappable = _strength_colors(strength[seed])
         shifting = {s["student"]: s for s in shifts[seed]}
-        for k in range(n):
-            ax = axes[seed][k]
-            for j in np.argsort(-strength[seed]):
-                ax.plot(iters, corr[seed, :, j, k], color=colors[j], lw=1.0)
+        for col, j in enumerate(np.argsort(-strength[seed])):
+            ax = axes[seed][col]
+            for k in range(n):
+                if k in shifting:
+                    s = shifting[k]
+                    label = f"student {k}: t{s['from_teacher']}\u2192t{s['to_teacher']}"
+                    ax.plot(iters, corr[seed, :, j, k], color=colors[k], lw=2.2, label=label)
+                else:
+                    ax.plot(iters, corr[seed, :, j, k], color=colors[k], lw=0.9, alpha=0.8, label=f"student {k}")
             ax.set_xscale("log")
             ax.set_ylim(-0.3, 1.05)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=6)
-            if k in shifting:
-                s = shifting[k]
-                ax.set_title(f"s{k}: t{s['from_teacher']}\u2192t{s['to_teacher']}", fontsize=7, color="tab:red")
-            else:
-                ax.set_title(f"student {k}", fontsize=7)
-            if k == 0:
+            ax.set_title(f"teacher {j} ($\\|v^*\\|$={strength[seed, j]:.2f})", fontsize=7)
+            if col == 0:
                 ax.set_ylabel(f"seed {seed}\ncorrelation", fontsize=7)
             if seed == seeds - 1:
                 ax.set_xlabel("iteration", fontsize=7)
-    cbar = fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.6, pad=0.01)
-    cbar.set_label("teacher fan-out norm $\\|v^*_j\\|$ (seed-wise colours)", fontsize=7)
-    fig.suptitle("Fig. 11: each student's correlation to each teacher (red title: focus shift)", fontsize=10)
+        axes[seed][-1].legend(fontsize=5, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.suptitle(
+        "Fig. 11: correlation of each student (colour) to each teacher node (panel, strongest left); "
+        "thick: focus shift",
+        fontsize=9,
+    )
     return save(fig, path_prefix)
 
 

@@ -1,17 +1,19 @@
-"""Convolutional teachers and students (Flax Linen) and their structured pruning (THEORY.md sections 3 and 7).
+"""Convolutional teachers and students (Flax Linen) and their structured pruning (the paper's Fig. 13).
 
 :class:`ConvNet` is the reference's ``ModelConv`` without BatchNorm: 3x3 ``VALID`` convolutions with stride 1 and
 ReLU, then a linear readout. Teacher and students are the same module with different ``channels``. Its variables are
 the usual Flax tree::
 
-    {'params': {'conv0': {'kernel': (3, 3, C_in, C_0), 'bias': (C_0,)}, ...,
+    {'params': {'conv1': {'kernel': (3, 3, C_in, C_1), 'bias': (C_1,)}, ...,
                 'readout': {'kernel': (H_L * W_L * C_L, classes), 'bias': (classes,)}}}
 
-with the convolution kernel laid out ``(kh, kw, fan_in, fan_out)`` as in ``flax.linen.Conv``.
+with the convolution kernel laid out ``(kh, kw, fan_in, fan_out)`` as in ``flax.linen.Conv``. Conv layers are
+numbered from 1 (``conv1`` reads the image), as layers are everywhere in specjax; Python sequences indexed by layer
+(``channels``, the tuples returned here) hold layer ``l`` at index ``l - 1``.
 
 A conv channel's *fan-out* is the set of weights that read it (:func:`outgoing_weights`); the pruning score of the
 reference's ``prune(net, ratios)`` is its mean absolute value (:func:`channel_strength`), the convolutional version
-of a strong or weak teacher node (Def. 4, THEORY.md section 3). :func:`prune_channels` keeps the strongest channels.
+of a strong or weak teacher node (Def. 4, docs/theory.md §3). :func:`prune_channels` keeps the strongest channels.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Conv3x3(nn.Module):
             raise ValueError(
                 f"implementation: unknown value {self.implementation!r}; expected one of {IMPLEMENTATIONS}"
             )
-        return out + bias
+        return out + bias.reshape(1, 1, 1, self.features)
 
 
 class ConvNet(nn.Module):
@@ -99,12 +101,12 @@ class ConvNet(nn.Module):
           images: ``(B, H, W, C_in)``.
 
         Returns:
-          ``(logits, hidden)``: ``(B, num_classes)`` and, per conv layer ``l = 0, 1, ...``,
-          ``(B, H - 2(l+1), W - 2(l+1), channels[l])``.
+          ``(logits, hidden)``: ``(B, num_classes)`` and, per conv layer ``l = 1 .. L`` (at index ``l - 1``),
+          ``(B, H - 2l, W - 2l, channels[l - 1])``.
         """
         hidden = []
         h = images
-        for layer, width in enumerate(self.channels):
+        for layer, width in enumerate(self.channels, start=1):
             h = nn.relu(Conv3x3(width, self.implementation, name=f"conv{layer}")(h))
             hidden.append(h)
         readout = nn.Dense(self.num_classes, dtype=jnp.float32, param_dtype=jnp.float32, name="readout")
@@ -115,7 +117,7 @@ def conv_channels(variables: Variables) -> tuple[int, ...]:
     """The ``channels`` of the :class:`ConvNet` these variables belong to, read off the kernels."""
     params = variables["params"]
     num_conv = sum(name.startswith("conv") for name in params)
-    return tuple(int(params[f"conv{layer}"]["kernel"].shape[-1]) for layer in range(num_conv))
+    return tuple(int(params[f"conv{layer}"]["kernel"].shape[-1]) for layer in range(1, num_conv + 1))
 
 
 def init_variables(module: nn.Module, key: Array, sample_images: Array) -> Variables:
@@ -150,9 +152,9 @@ def init_variables(module: nn.Module, key: Array, sample_images: Array) -> Varia
 
 
 def outgoing_weights(params: dict[str, Any]) -> tuple[Array, ...]:
-    """Each conv channel's outgoing weights, one row per channel: its fan-out :math:`v_j` (THEORY.md section 3).
+    """Each conv channel's outgoing weights, one row per channel: its fan-out :math:`v_j` (docs/theory.md §3).
 
-    For conv layer ``l < L-1`` the outgoing weights of channel ``c`` are ``conv{l+1}.kernel[:, :, c, :]``. For the
+    For conv layer ``l < L`` the outgoing weights of channel ``c`` are ``conv{l+1}.kernel[:, :, c, :]``. For the
     last conv layer they are the readout rows that read channel ``c`` at every position: flattening NHWC puts the
     channel fastest, so the readout kernel reshapes to ``(H_L * W_L, C_L, classes)``. (The reference's ``prune``
     views its NCHW-flattened readout as ``(classes, -1, C_L)``, which groups weights by position modulo ``C_L``
@@ -162,14 +164,14 @@ def outgoing_weights(params: dict[str, Any]) -> tuple[Array, ...]:
       params: the ``'params'`` collection of a :class:`ConvNet` (NumPy or JAX leaves).
 
     Returns:
-      One ``(C_l, fan_out_size)`` array per conv layer, with ``fan_out_size`` ``9 C_{l+1}`` or
-      ``H_L W_L classes``.
+      One ``(C_l, fan_out_size)`` array per conv layer ``l = 1 .. L`` (at index ``l - 1``), with
+      ``fan_out_size`` ``9 C_{l+1}`` or ``H_L W_L classes``.
     """
     num_conv = sum(name.startswith("conv") for name in params)
     rows = []
-    for layer in range(num_conv):
+    for layer in range(1, num_conv + 1):
         width = params[f"conv{layer}"]["kernel"].shape[-1]
-        if layer + 1 < num_conv:
+        if layer < num_conv:
             outgoing = jnp.moveaxis(jnp.asarray(params[f"conv{layer + 1}"]["kernel"]), 2, 0)
         else:
             readout = jnp.asarray(params["readout"]["kernel"])
@@ -185,7 +187,7 @@ def channel_strength(variables: Variables) -> tuple[np.ndarray, ...]:
       variables: a :class:`ConvNet`'s variables.
 
     Returns:
-      One ``(C_l,)`` NumPy array per conv layer; large is a strong node (Def. 4, THEORY.md section 3).
+      One ``(C_l,)`` NumPy array per conv layer; large is a strong node (Def. 4, docs/theory.md §3).
     """
     return tuple(np.asarray(jnp.mean(jnp.abs(rows), axis=1)) for rows in outgoing_weights(variables["params"]))
 
@@ -194,7 +196,7 @@ def channel_group_lasso(params: dict[str, Any]) -> Array:
     """Group-lasso penalty :math:`\\sum_l\\sum_c\\|v_{l,c}\\|_2` on each conv channel's fan-out.
 
     Added to a teacher's loss it drives whole channels' fan-outs toward zero, so a few strong channels carry the
-    function and pruning the weak ones costs little accuracy: a polarised teacher (cf. Eqn 13, THEORY.md section 3).
+    function and pruning the weak ones costs little accuracy: a polarised teacher (cf. Eqn 13, docs/theory.md §3).
 
     Args:
       params: the ``'params'`` collection of a :class:`ConvNet`.
@@ -251,14 +253,14 @@ def prune_channels(variables: Variables, keep_counts: Sequence[int]) -> tuple[Va
     if len(keep_counts) != len(strengths):
         raise ValueError(f"keep_counts: expected {len(strengths)} entries, got {len(keep_counts)}")
     kept = []
-    for layer, (count, strength) in enumerate(zip(keep_counts, strengths, strict=True)):
+    for layer, (count, strength) in enumerate(zip(keep_counts, strengths, strict=True), start=1):
         if not 1 <= count <= strength.size:
-            raise ValueError(f"keep_counts[{layer}]: expected 1..{strength.size}, got {count}")
+            raise ValueError(f"keep_counts[{layer - 1}] (conv layer {layer}): expected 1..{strength.size}, got {count}")
         kept.append(np.argsort(-strength, kind="stable")[:count])
     params = jax.tree_util.tree_map(np.asarray, variables["params"])
     pruned = {}
     previous = None
-    for layer, index in enumerate(kept):
+    for layer, index in enumerate(kept, start=1):
         kernel = params[f"conv{layer}"]["kernel"]
         if previous is not None:
             kernel = kernel[:, :, previous, :]
@@ -268,7 +270,7 @@ def prune_channels(variables: Variables, keep_counts: Sequence[int]) -> tuple[Va
         }
         previous = index
     readout = params["readout"]["kernel"]
-    width = params[f"conv{len(kept) - 1}"]["kernel"].shape[-1]
+    width = params[f"conv{len(kept)}"]["kernel"].shape[-1]
     readout = readout.reshape(-1, width, readout.shape[-1])[:, previous, :]
     pruned["readout"] = {
         "kernel": jnp.asarray(readout.reshape(-1, readout.shape[-1])),

@@ -1,4 +1,4 @@
-"""Real image data for the convolutional experiment (the paper's Fig. 13; THEORY.md section 7).
+"""Real image data for the convolutional experiment (the paper's Fig. 13).
 
 Two sources, both returned as an :class:`ImageDataset` of NHWC float32 images standardised per channel:
 
@@ -231,9 +231,9 @@ def apply_augmentation(
 ) -> Array:
     """Random crop (zero-pad by ``pad``, crop back at an offset), mirror and Gaussian noise, from drawn numbers.
 
-    Crop and flip are the standard CIFAR augmentation of the paper's student training (THEORY.md section 7). The
+    Crop and flip are the standard CIFAR augmentation of the paper's student training (its reference code). The
     noise widens the input distribution: the teacher labels any input, and more varied inputs show the student more
-    of each teacher node's boundary (Assumption 1 (ii), THEORY.md section 3).
+    of each teacher node's boundary (Assumption 1 (ii), docs/theory.md §3).
 
     Args:
       images: ``(B, H, W, C)``.

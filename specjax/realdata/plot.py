@@ -1,9 +1,9 @@
-"""Figure 13 analogue: the convolutional teacher-student experiment on real images (THEORY.md section 7).
+"""Figure 13 analogue: the convolutional teacher-student experiment on real images (the paper's Fig. 13).
 
-:func:`plot_figure13` draws the arrays that :func:`specjax.realdata.experiment.run_conv_experiment` returns: one panel per conv
-layer with the mean over active teacher channels of :math:`\\max_k\\rho_{jk}` against epoch, one line per
-over-realization (mean over seeds, shaded from the lowest to the highest seed), and a last panel with eval accuracy
-beside the pruned teacher's.
+:func:`plot_figure13` draws the arrays that :func:`specjax.realdata.experiment.run_conv_experiment` returns: one
+panel per conv layer (numbered from 1) with the mean over active teacher channels of :math:`\\max_k\\rho_{jk}`
+against epoch, one line per over-realization (mean over seeds, shaded from the lowest to the highest seed), and a
+last panel with eval accuracy beside the pruned teacher's.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ def plot_figure13(results: Mapping[str, np.ndarray], path_prefix: str | Path, ti
     """Mean best correlation per layer over epochs for each over-realization, and eval accuracy.
 
     Args:
-      results: the dict of :func:`specjax.realdata.experiment.run_conv_experiment` (or the same arrays loaded from ``.npz``);
-        uses ``epoch`` ``(E + 1,)``, ``over_realization`` ``(R,)``, ``mean_best_correlation`` ``(R, S, E + 1, L)``,
-        ``eval_accuracy`` ``(R, S, E + 1)``, ``kept_channels`` ``(L,)``, ``pruned_teacher_eval_accuracy``,
-        ``teacher_eval_accuracy``.
+      results: the dict of :func:`specjax.realdata.experiment.run_conv_experiment` (or the same arrays loaded
+        from ``.npz``); uses ``epoch`` ``(E + 1,)``, ``over_realization`` ``(R,)``, ``mean_best_correlation``
+        ``(R, S, E + 1, L)``, ``eval_accuracy`` ``(R, S, E + 1)``, ``kept_channels`` ``(L,)``,
+        ``pruned_teacher_eval_accuracy``, ``teacher_eval_accuracy``.
       path_prefix: output path without suffix; writes ``path_prefix.png`` and ``path_prefix.pdf``.
       title: figure title; a default names the teacher's kept channels.
 

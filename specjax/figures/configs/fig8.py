@@ -1,23 +1,23 @@
 """Fig. 8 (deep L-shape, bottom-up): per layer, best teacher correlation vs sqrt(E_x beta_kk) at several epochs.
 
-``paper``: the reference deep experiment (``deep.py``; THEORY.md section 7): teacher 50-75-100-125 on d=20, 100
+``paper``: the reference deep experiment (``deep.py``; the paper's Sec. 6): teacher 50-75-100-125 on d=20, 100
 outputs, x ~ N(0, 10^2 I), 10x student, SGD batch 64 from 200000 points (3125 steps per epoch), lr 0.2 then 0.1 from
 epoch 20, MSE loss, U(+-1/sqrt(fan_in)) student init, float32, 100 epochs, snapshots at epochs 0, 1, 2, 5, 10, 20,
 50, 100. ``small``: teacher 10-15-20-25, 5x student, 25 outputs, 20000 points, 20 epochs x 1000 steps (lr halved at
 epoch 10), snapshots at 0, 1, 2, 5, 10, 20; ``test``: seconds.
 
-Sweep alone: ``python -m specjax.sweep --config=experiments/configs/fig8.py:small --workdir=DIR``; sweep and plot:
+Sweep alone: ``python -m specjax.sweep --config=specjax/figures/configs/fig8.py:small --workdir=DIR``; sweep and plot:
 ``python -m specjax.figures --figure=8 --scale=small --workdir=DIR``.
 """
 
 from specjax.config import default_config
+from specjax.figures.configs.common import SCALES, check_scale
 
-SCALES = ("test", "small", "paper")
+__all__ = ["SCALES", "get_config"]
 
 
 def get_config(scale: str = "paper"):
-    if scale not in SCALES:
-        raise ValueError(f"scale: unknown value {scale!r}; expected one of {SCALES}")
+    check_scale(scale)
     cfg = default_config()
     cfg.teacher = "deep"
     cfg.teacher_polarity = (0.0,)
