@@ -56,7 +56,7 @@ def test_adaptive_flow_conserves_balancedness(nets):
     student, teacher = nets
     record = ADAPTIVE_FLOW(student, teacher, DATA_STD, 2.0)
     growth = np.abs(record.weight_norms[-1] ** 2 - record.weight_norms[0] ** 2).max()
-    drift = np.abs(record.balancedness - record.balancedness[0]).max()
+    drift = np.abs(record.balancedness - record.balancedness[:1]).max()
     assert growth > 1.0 and drift < 1e-7, f"||w||^2 changes by {growth:.2f}, balancedness drifts {drift:.1e} < 1e-7"
 
 
@@ -92,7 +92,7 @@ def test_theorem7_identity_on_simulated_flow():
     (params, integral), _ = integrate(student)
     norms = np.linalg.norm(np.asarray(params[0][0]), axis=1)  # (T, n)
     fan_out = np.asarray(params[1][0])[:, :, 0]
-    predicted_norm, predicted_fan_out = theory.theorem7_norms(norms[0], fan_out[0], integral)
+    predicted_norm, predicted_fan_out = theory.theorem7_norms(norms[:1], fan_out[:1], integral)
     assert np.abs(norms[-1] - norms[0]).max() > 0.02, "norms change"
     np.testing.assert_allclose(norms, predicted_norm, rtol=1e-8)
     np.testing.assert_allclose(fan_out, predicted_fan_out, rtol=1e-8, atol=1e-10)

@@ -48,8 +48,8 @@ def correlation(teacher_acts: Array, student_acts: Array, eps: float = 1e-10) ->
             f"student_acts: {student_acts.shape[0]} samples, but teacher_acts has {teacher_acts.shape[0]} "
             "(both must be activations on the same N inputs)"
         )
-    t = teacher_acts - jnp.mean(teacher_acts, axis=0)
-    s = student_acts - jnp.mean(student_acts, axis=0)
+    t = teacher_acts - jnp.mean(teacher_acts, axis=0, keepdims=True)
+    s = student_acts - jnp.mean(student_acts, axis=0, keepdims=True)
     tn = jnp.sqrt(jnp.sum(t * t, axis=0) + eps)
     sn = jnp.sqrt(jnp.sum(s * s, axis=0) + eps)
     return (t.T @ s) / (tn[:, None] * sn[None, :])

@@ -140,7 +140,7 @@ def dense(layer: Layer, x: Array) -> Array:
     """``x @ W + b`` for ``x`` of shape ``(..., fan_in)``; returns ``(..., fan_out)``."""
     W, b = layer
     z = x @ W
-    return z if b is None else z + b
+    return z if b is None else z + jnp.expand_dims(b, tuple(range(z.ndim - b.ndim)))
 
 
 def forward(params: Params, x: Array, activation: Activation = RELU) -> tuple[Array, tuple[Hidden, ...]]:

@@ -146,20 +146,20 @@ def deep_teacher(
         if l > 0:
             W = W / polarity_divisor(fan_in, teacher_polarity, dtype)[:, None]
         scale = jnp.linalg.norm(W, axis=0)
-        layers.append([W / scale, b / scale])
+        layers.append([W / scale[None, :], b / scale])
 
     f = tuning_inputs.astype(dtype)
     for layer in layers[:-1]:
         W, b = layer
         if use_bias:
-            b = b - jnp.median(f @ W + b, axis=0)
+            b = b - jnp.median(f @ W + b[None, :], axis=0)
             layer[1] = b
-        f = activation(f @ W + b)
+        f = activation(f @ W + b[None, :])
     W, b = layers[-1]
-    out = f @ W + b
+    out = f @ W + b[None, :]
     std = jnp.std(out, axis=0)
     mean = jnp.mean(out, axis=0)
-    layers[-1] = [W / std, (b - mean) / std]
+    layers[-1] = [W / std[None, :], (b - mean) / std]
     return tuple((W, b if use_bias else None) for W, b in layers)
 
 

@@ -8,8 +8,8 @@ A *run* is a pure function of a :class:`Spec` (static: everything that fixes sha
   drawn for the whole chunk up front; gradient by :func:`loss_and_grad`; optax update; divergence freezing);
 * :func:`evaluate` computes the evaluation record on device (loss, teacher x student correlations, fan-out norms).
 
-The fast path (hand-written backpropagation, batch rows drawn per chunk, a correlation that skips the centred student
-copy) and its measurements are described in docs/performance.md; each piece is tested equal to the plain version.
+The fast path (hand-written backpropagation, batch rows drawn per chunk, the evaluation correlation in one product
+) and its measurements are described in docs/performance.md; each piece is tested equal to the plain version.
 
 :class:`specjax.engine.program.Program` jit-compiles these once per :class:`Spec`, vmapped over a leading *runs* axis and sharded over the
 devices of a 1-D mesh (axis ``'runs'``). Runs never interact, so a run's numbers do not depend on the other runs in
@@ -451,12 +451,15 @@ def evaluate(spec: Spec, state: RunState, data: data_lib.Dataset) -> EvalRecord:
 
 
 def correlation_to_teacher(teacher_acts: Array, student_acts: Array, eps: float = 1e-10) -> Array:
-    """:func:`metrics.correlation` without materialising centred student activations (the evaluation's hot spot).
+    """:func:`metrics.correlation` in the evaluation's layout: one centred copy of each side, one matrix product.
 
-    Because the centred teacher activations :math:`\\tilde f^*_j` sum to zero over the samples,
-    :math:`\\sum_i\\tilde f^*_j\\tilde f_k=\\sum_i\\tilde f^*_j f_k`, so the student side enters the matrix product
-    uncentred; its centred norm is one fused reduction. Same value to rounding (tested against
-    :func:`metrics.correlation`).
+    .. math:: \\rho_{jk}=\\frac{\\tilde f^{*\\top}_j\\tilde f_k}{\\sqrt{\\|\\tilde f^*_j\\|^2+\\epsilon}
+              \\sqrt{\\|\\tilde f_k\\|^2+\\epsilon}},\\qquad \\tilde f=f-\\mathrm{mean}_if.
+
+    Both sides are centred before the product. (An earlier version multiplied the *uncentred* student
+    activations, exact in real arithmetic because :math:`\\sum_i\\tilde f^*_j=0`, but in float32 the rounding of that
+    sum is multiplied by the student's offset: 9.5e-5 off ``numpy.corrcoef`` for a node with offset 1000 against
+    2.8e-7 centred, on 10000 samples; docs/theory.md.) Measured cost of the centred copy: docs/theory.md.
 
     Args:
       teacher_acts: ``(N, m)``; student_acts: ``(N, n)``.
@@ -464,8 +467,8 @@ def correlation_to_teacher(teacher_acts: Array, student_acts: Array, eps: float 
     Returns:
       ``(m, n)`` correlation matrix.
     """
-    t = teacher_acts - jnp.mean(teacher_acts, axis=0)
-    t_unit = t / jnp.sqrt(jnp.sum(t * t, axis=0) + eps)
-    s_mean = jnp.mean(student_acts, axis=0)
-    s_norm = jnp.sqrt(jnp.sum(jnp.square(student_acts - s_mean), axis=0) + eps)
-    return (t_unit.T @ student_acts) / s_norm
+    t = teacher_acts - jnp.mean(teacher_acts, axis=0, keepdims=True)
+    t_unit = t / jnp.sqrt(jnp.sum(t * t, axis=0, keepdims=True) + eps)
+    s = student_acts - jnp.mean(student_acts, axis=0, keepdims=True)
+    s_norm = jnp.sqrt(jnp.sum(s * s, axis=0) + eps)
+    return (t_unit.T @ s) / s_norm[None, :]

@@ -114,7 +114,9 @@ def effective_fan_outs(params: Params, gates: tuple[Array, ...]) -> tuple[Array,
     fan_out = augment_layer(params[-1]).T
     result = [fan_out]
     for layer_index in range(len(params) - 2, 0, -1):
-        gated = fan_out * append_one(gates[layer_index])[..., None, :]
+        gate_row = append_one(gates[layer_index])[..., None, :]
+        fan_out = jnp.broadcast_to(fan_out, gate_row.shape[:-2] + fan_out.shape[-2:])
+        gated = fan_out * gate_row
         fan_out = gated @ augment_layer(params[layer_index]).T
         result.insert(0, fan_out)
     return tuple(result)
