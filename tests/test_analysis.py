@@ -121,24 +121,29 @@ def test_node_residues_give_exact_top_layer_gradients(widths):
     np.testing.assert_allclose(np.einsum("jic,ij->jc", residues, w_hat), -grads[-1][0], atol=EXACT)
 
 
-def test_per_sample_gradient_magnitudes(two_layer_nets):
-    student, teacher = two_layer_nets
-    x = inputs(40, 5)
-    magnitudes = jax.jit(analysis.per_sample_gradient_magnitudes)(student, teacher, x)
+@pytest.mark.parametrize("use_bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("activation", [networks.RELU, networks.leaky_relu(0.1)], ids=["relu", "leaky"])
+@pytest.mark.parametrize("widths", [(5, 7, 3), (5, 6, 4, 3), (5, 6, 5, 4, 3)], ids=["L2", "L3", "L4"])
+def test_per_sample_gradient_magnitudes_are_norms_of_per_sample_gradients(widths, activation, use_bias):
+    """||dJ_x/dW_hat_l||_F per sample from jax.vmap(jax.grad) of the per-sample loss: bias-free layers have no [f; 1]."""
+    student = make_net(0, widths, use_bias)
+    teacher = make_net(1, (widths[0], *(w - 1 for w in widths[1:-1]), widths[-1]), use_bias)
+    x = inputs(40, widths[0])
+    magnitudes = jax.jit(analysis.per_sample_gradient_magnitudes, static_argnums=3)(student, teacher, x, activation)
 
     def sample_grad(xi):
-        return jax.grad(networks.squared_error_loss)(student, xi[None], networks.apply(teacher, xi[None]))
+        y = networks.apply(teacher, xi[None], activation)
+        return jax.grad(networks.squared_error_loss)(student, xi[None], y, activation)
 
     per_sample = jax.jit(jax.vmap(sample_grad))(x)
     for layer, (grad_w, grad_b) in enumerate(per_sample):
-        frobenius = np.sqrt(np.sum(np.asarray(grad_w) ** 2, (1, 2)) + np.sum(np.asarray(grad_b) ** 2, 1))
-        np.testing.assert_allclose(magnitudes.weight_gradient_norm[layer], frobenius, atol=EXACT)
-        np.testing.assert_allclose(
-            magnitudes.error_sup[layer],
-            np.abs(grad_b).max(1),
-            atol=EXACT,
-            err_msg="||g_l||_inf: the bias gradient is -g_l",
-        )
+        squared = np.sum(np.asarray(grad_w) ** 2, (1, 2))
+        if use_bias:
+            squared = squared + np.sum(np.asarray(grad_b) ** 2, 1)
+            np.testing.assert_allclose(
+                magnitudes.error_sup[layer], np.abs(grad_b).max(1), rtol=EXACT, err_msg="||g_l||_inf = ||dJ/db_l||_inf"
+            )
+        np.testing.assert_allclose(magnitudes.weight_gradient_norm[layer], np.sqrt(squared), rtol=EXACT, atol=1e-15)
 
 
 @pytest.fixture(scope="module")

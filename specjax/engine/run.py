@@ -8,8 +8,8 @@ A *run* is a pure function of a :class:`Spec` (static: everything that fixes sha
   drawn for the whole chunk up front; gradient by :func:`loss_and_grad`; optax update; divergence freezing);
 * :func:`evaluate` computes the evaluation record on device (loss, teacher x student correlations, fan-out norms).
 
-The fast path (hand-written backpropagation, batch rows drawn per chunk, the evaluation correlation in one product
-) and its measurements are described in docs/performance.md; each piece is tested equal to the plain version.
+The fast path (hand-written backpropagation, batch rows drawn per chunk, the evaluation correlation in one product)
+and its measurements are described in docs/performance.md; each piece is tested equal to the plain version.
 
 :class:`specjax.engine.program.Program` jit-compiles these once per :class:`Spec`, vmapped over a leading *runs* axis and sharded over the
 devices of a 1-D mesh (axis ``'runs'``). Runs never interact, so a run's numbers do not depend on the other runs in

@@ -183,9 +183,10 @@ class GradientMagnitudes(NamedTuple):
 
     Attributes:
       error_sup: :math:`\\|g_l(x)\\|_\\infty`, each ``(N,)`` (Theorem 5's :math:`\\epsilon` is the max of layer 1's).
-      weight_gradient_norm: Frobenius norm of the per-sample weight gradient
-        :math:`\\|\\hat f_{l-1}g_l^\\top\\|=\\|\\hat f_{l-1}\\|\\|g_l\\|`, each ``(N,)`` (Theorem 1: all vanish at an
-        SGD critical point).
+      weight_gradient_norm: Frobenius norm of the per-sample gradient of layer ``l``'s parameters,
+        :math:`\\|\\hat f_{l-1}g_l^\\top\\|=\\|\\hat f_{l-1}\\|\\|g_l\\|` for a layer with a bias and
+        :math:`\\|f_{l-1}g_l^\\top\\|=\\|f_{l-1}\\|\\|g_l\\|` for one without, each ``(N,)`` (Theorem 1: all vanish at
+        an SGD critical point). Equal to the norm of ``jax.grad`` of the per-sample loss (tested).
     """
 
     error_sup: tuple[Array, ...]
@@ -201,8 +202,8 @@ def per_sample_gradient_magnitudes(
     inputs = (x,) + tuple(h.post for h in hidden)
     sup = tuple(jnp.max(jnp.abs(g), axis=-1) for g in errors)
     norms = tuple(
-        jnp.linalg.norm(lemma1.append_one(f), axis=-1) * jnp.linalg.norm(g, axis=-1)
-        for f, g in zip(inputs, errors, strict=True)
+        jnp.linalg.norm(f if bias is None else lemma1.append_one(f), axis=-1) * jnp.linalg.norm(g, axis=-1)
+        for f, g, (_, bias) in zip(inputs, errors, student, strict=True)
     )
     return GradientMagnitudes(sup, norms)
 
