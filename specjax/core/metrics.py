@@ -65,28 +65,6 @@ def best_per_student(corr: Array) -> Array:
     return jnp.max(corr, axis=-2)
 
 
-def match_counts(corr: Array, thresholds=THRESHOLDS) -> Array:
-    """:math:`\\mathrm{cnt}_j(\\tau)=\\#\\{k:\\rho_{jk}>\\tau\\}` for each threshold.
-
-    Args:
-      corr: ``(..., m, n)``.
-      thresholds: ``T`` thresholds.
-    Returns:
-      ``(..., T, m)`` integer counts.
-    """
-    tau = jnp.asarray(thresholds, corr.dtype)
-    above = corr[..., None, :, :] > tau[:, None, None]
-    return jnp.sum(above, axis=-1)
-
-
-def covered(best_teacher_corr, threshold: float = MATCH_THRESHOLD):
-    """Whether each teacher is covered: its best correlation strictly above ``threshold`` (code's ``> 0.95``).
-
-    Works on NumPy or JAX arrays of any shape ``(..., m)``.
-    """
-    return best_teacher_corr > threshold
-
-
 def success_rate(best_teacher_corr, threshold: float = MATCH_THRESHOLD, seed_axis: int = 0, valid=None) -> np.ndarray:
     """Fraction of seeds in which each teacher node is covered (the paper's Fig. 9 quantity).
 
@@ -108,8 +86,3 @@ def success_rate(best_teacher_corr, threshold: float = MATCH_THRESHOLD, seed_axi
     den = v.sum(axis=seed_axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.maximum(den, 1), np.nan)
-
-
-def success_rates_by_threshold(best_teacher_corr, thresholds=THRESHOLDS, seed_axis: int = 0, valid=None) -> np.ndarray:
-    """:func:`success_rate` at each threshold; a new leading axis of length ``len(thresholds)``."""
-    return np.stack([success_rate(best_teacher_corr, t, seed_axis, valid) for t in thresholds])

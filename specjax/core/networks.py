@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -212,14 +211,6 @@ def apply(params: Params, x: Array, activation: Activation = RELU) -> Array:
 def widths(params: Params) -> tuple[int, ...]:
     """Layer widths ``(d, n_1, ..., n_{L-1}, C)`` read off the weight shapes."""
     return (params[0][0].shape[-2],) + tuple(W.shape[-1] for W, _ in params)
-
-
-def check_widths(widths_: Sequence[int], name: str = "widths") -> tuple[int, ...]:
-    """Validates a width list ``(d, n_1, ..., C)``: at least two positive integers."""
-    ws = tuple(widths_)
-    if len(ws) < 2 or any((not isinstance(w, int)) or w < 1 for w in ws):
-        raise ValueError(f"{name}: expected at least two positive integers, got {ws!r}")
-    return ws
 
 
 def fan_out_norms(params: Params) -> tuple[Array, ...]:

@@ -2,8 +2,8 @@
 
 Every constructor is a pure function of a PRNG key and array-valued settings (``teacher_polarity``, ``init_scale``,
 ...), so it can be vmapped over seeds and settings. Shapes are fixed by the integer arguments. Parameters use the
-layout of :mod:`specjax.core.networks`: ``W`` is ``(fan_in, fan_out)``; column ``k`` is node ``k``'s filter and row ``k``
-of the next layer's ``W`` is node ``k``'s fan-out.
+layout of :mod:`specjax.core.networks`: ``W`` is ``(fan_in, fan_out)``; column ``k`` is node ``k``'s filter and row
+``k`` of the next layer's ``W`` is node ``k``'s fan-out.
 """
 
 from __future__ import annotations
