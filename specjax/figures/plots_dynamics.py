@@ -1,5 +1,6 @@
-"""Figures of training dynamics: the deep L-shape over epochs (Fig. 8), focus shifting (Fig. 11), strong teachers
-first (Fig. 12), and SGD next to the exact population flow.
+"""Figures of training dynamics: deep L-shape (Fig. 8), focus shifting (Fig. 11), strong teachers first (Fig. 12).
+
+Also SGD next to the exact population flow.
 
 Every function takes NumPy arrays already reduced by :mod:`specjax.figures.numbers` (or a sweep's result arrays), draws
 one matplotlib figure, and writes it with :func:`specjax.figures.plots.save` (PNG and PDF side by side).
