@@ -58,6 +58,7 @@ def run_sweep(
     overwrite: bool = False,
     progress: ProgressFn | None = print,
     mesh=None,
+    accelerator: bool | None = None,
 ) -> SweepResult:
     """Trains every run of ``cfg`` and returns (and, with a ``workdir``, writes) the results.
 
@@ -68,6 +69,8 @@ def run_sweep(
       progress: called with one line per evaluation interval; ``None`` for silence.
       mesh: device mesh (axis ``'runs'``); default: ``cfg.num_devices`` of this process's devices. Its platform
         picks the plan (:func:`specjax.sweep.plan.plan_groups`: blocks, memory budget, backward-pass layout).
+      accelerator: plan as on a GPU/TPU (``True``) or a CPU (``False``) whatever the mesh; default: from the mesh
+        (tests force the accelerator path on CPU with it).
 
     Raises:
       ConfigError: invalid config value (names the field).
@@ -77,7 +80,9 @@ def run_sweep(
     config_lib.validate(cfg)
     check_runtime(cfg)
     mesh = mesh if mesh is not None else local_mesh(cfg.num_devices)
-    plans = plan_groups(cfg, mesh.devices.size, is_accelerator(mesh.devices.flat[0].platform))
+    if accelerator is None:
+        accelerator = is_accelerator(mesh.devices.flat[0].platform)
+    plans = plan_groups(cfg, mesh.devices.size, accelerator)
     preflight.check(cfg, plans, mesh.devices.size)
     ident = sweep_id(cfg)
     with signals.deferred():
