@@ -144,7 +144,7 @@ def test_sgd_and_flow_share_initialisation_and_time_axis():
         d=6, teacher_widths=(2,), c=1, over_realization=2, use_bias=False, n_train=2000, n_eval=8, batch_size=16
     )
     hp = train.Hparams(*(jnp.asarray(v) for v in (0.0, 0.02, 1.0, 0.1, 0.0, 0.0)))
-    compare = jax.jit(population.make_sgd_flow_comparison(spec, 5, 100, 20))
+    compare = jax.jit(population.make_sgd_flow_comparison(spec, 5, 100))
     result = compare(hp, jax.random.key(0))
     np.testing.assert_allclose(result.time, 0.02 * 100 * np.arange(6), rtol=1e-12)
     np.testing.assert_allclose(result.flow.time, result.time, rtol=1e-12)

@@ -54,7 +54,7 @@ class Theorem3Hypothesis(NamedTuple):
 
 
 def augmented_weights(student: Params, layer: int = 0) -> Array:
-    """:math:`\\hat w_k=[w_k;b_k]` of hidden layer ``layer`` (0-based), shape ``(fan_in + 1, n)``; no bias counts as 0."""
+    """:math:`\\hat w_k=[w_k;b_k]` of hidden layer ``layer`` (0-based), ``(fan_in + 1, n)``; no bias counts as 0."""
     weights, bias = student[layer]
     bias = jnp.zeros(weights.shape[-1:], weights.dtype) if bias is None else bias
     return jnp.concatenate([weights, bias[None, :]], axis=0)
