@@ -63,7 +63,7 @@ def maybe_initialize_distributed(
     count = num_processes if num_processes is not None else env.get("SPECJAX_NUM_PROCESSES")
     index = process_id if process_id is not None else env.get("SPECJAX_PROCESS_ID")
     if address and (count is None or index is None):
-        raise ValueError("distributed: a coordinator address needs --num_processes and --process_id too")
+        raise SpecjaxError("distributed: a coordinator address needs --num_processes and --process_id too")
     from specjax.sweep import distribute
 
     return distribute.initialize(

@@ -10,7 +10,9 @@ per session instead of once per test, and a second session on the same checkout 
 import os
 from pathlib import Path
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in _flags:  # kept if the caller chose a count
+    os.environ["XLA_FLAGS"] = f"{_flags} --xla_force_host_platform_device_count=4".strip()
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import jax  # noqa: E402

@@ -18,8 +18,14 @@ import ml_collections
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "experiments" / "configs" / "tiny.py"
-#: Environment of command-line subprocesses: no inherited fake-device flags, unbuffered output.
-CLI_ENV = {**os.environ, "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1"}
+#: Environment of command-line subprocesses: no inherited fake-device flags, unbuffered output, and their persistent
+#: compilation cache in pytest's cache folder (not the user's ~/.cache/specjax).
+CLI_ENV = {
+    **os.environ,
+    "XLA_FLAGS": "",
+    "PYTHONUNBUFFERED": "1",
+    "JAX_COMPILATION_CACHE_DIR": str(ROOT / ".pytest_cache" / "jax_cli"),
+}
 
 
 def tiny_config(**overrides) -> ml_collections.ConfigDict:
@@ -49,9 +55,9 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def listing(folder: Path) -> dict[str, tuple[str, bytes | None, int]]:
-    """Every entry under ``folder`` including folders and links (path -> kind, bytes of files, mode bits), and
-    ``folder`` itself; ``{}`` if it does not exist. Stricter than :func:`snapshot`: an entry created, removed or
-    whose permissions changed shows too."""
+    """Every entry under ``folder`` and ``folder`` itself, links included (path -> kind, bytes of files, mode bits,
+    modification time of files); ``{}`` if it does not exist. Stricter than :func:`snapshot`: a folder created or
+    removed, or a mode changed, shows too."""
     if not os.path.lexists(folder):
         return {}
     out = {}
@@ -142,3 +148,15 @@ def assert_refusal(rc: int, stdout: str, stderr: str, prog: str, pattern: str) -
     assert "RuntimeWarning" not in stderr, stderr
     assert lines[0].startswith(f"{prog}: error: "), lines[0]
     assert re.search(pattern, lines[0]), (pattern, lines[0])
+
+
+def assert_groups_close(a: dict, b: dict, rtol: float, atol: float) -> None:
+    """Two results files' arrays: the same keys, numbers equal to ``rtol``/``atol``, text (the sweep identity) equal."""
+    import numpy as np
+
+    assert a.keys() == b.keys()
+    for k in a:
+        if a[k].dtype.kind in "US":
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        else:
+            np.testing.assert_allclose(a[k], b[k], rtol=rtol, atol=atol, err_msg=k)

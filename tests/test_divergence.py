@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from test_resume import small_config
+from helpers import small_config
 
 from specjax import sweep
 from specjax.engine import make_mesh

@@ -1,4 +1,4 @@
-"""README.md's library example runs and its comments are true."""
+"""README.md's library example runs and its comments are true; its set-up commands are the ones CI runs."""
 
 import re
 from pathlib import Path
@@ -16,11 +16,29 @@ def test_readme_library_example_runs():
     assert len(scope["result"].summary["groups"]) == 2
 
 
+def _steps(command: str) -> list[str]:
+    """A one-line shell command split at ``&&``, each step normalised: ``python -m pip`` is ``pip``, no ``--quiet``."""
+    return [
+        " ".join(w for w in step.split() if w != "--quiet").replace("python -m pip ", "pip ")
+        for step in command.split("&&")
+    ]
+
+
 def test_readme_gives_exactly_two_setup_commands_and_ci_runs_the_test_one():
     text = README.read_text()
     setup = text.split("## Set-up on a fresh machine")[1].split("\n## ")[0]
     commands = re.findall(r"```bash\n(.*?)\n```", setup, re.S)
-    assert len(commands) == 2
-    assert "specjax.sweep" in commands[0] and "pytest" in commands[1]
-    ci = (README.parent / ".ci" / "run").read_text()
-    assert commands[1].split("&& ")[-1] in ci
+    assert len(commands) == 2 and all("\n" not in c for c in commands), commands  # two one-line commands
+    quickstart, test = (_steps(c) for c in commands)
+    # The same fresh environment for both; the first installs the package and runs the quickstart sweep.
+    assert quickstart[:2] == test[:2] == ["python3 -m venv .venv", ". .venv/bin/activate"]
+    assert quickstart[2:] == [
+        "pip install -e .",
+        "python -m specjax.sweep --config=experiments/configs/quickstart.py --workdir=runs/quickstart",
+    ]
+    assert (README.parent / "experiments" / "configs" / "quickstart.py").is_file()
+    # The second is what CI runs, step for step (CI also upgrades pip first).
+    assert test[2:] == ["pip install -e '.[test]'", "python -m pytest -q"]
+    ci_lines = (README.parent / ".ci" / "run").read_text().splitlines()
+    ci = [" ".join(_steps(line)) for line in ci_lines if line and not line.startswith(("#", "set ", "cd "))]
+    assert ci == [test[0], test[1], "pip install --upgrade pip", test[2], test[3]]
