@@ -265,6 +265,7 @@ def test_figures_and_bench_start_without_warning_and_refuse_in_one_line(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+FIG7 = ["--figure=7", "--scale=test"]
 FIGURES_CASES = [
     ("unknown_figure", ["--figure=99"], r"flag --figure=99: value should be one of", "new"),
     ("unknown_scale", ["--figure=7", "--scale=huge"], r"flag --scale=huge: value should be one of", "new"),
@@ -273,6 +274,14 @@ FIGURES_CASES = [
     ("unknown_field", ["--figure=7", "--config.learning_rate=1"], r"--config\.learning_rate: unknown config", "new"),
     ("data_directory_not_13", ["--figure=7", "--data_directory=x"], r"--data_directory applies to", "new"),
     ("workdir_is_a_file", ["--figure=7", "--scale=test"], r"a_file: .*(not a directory|cannot be written)", "file"),
+    ("damaged_results", FIG7, r"fig7-test/results/group0\.npz: not a readable \.npz file", "damaged_results"),
+    (
+        "results_of_another_config",
+        FIG7,
+        r"fig7-test: holds results of a different config \(fields \['seeds'\]\)",
+        "other",
+    ),
+    ("results_folder_is_a_file", FIG7, r"fig7-test: the results folder's path is a file", "results_file"),
 ]
 BENCH_CASES = [
     ("stray_argument", ["extra"], r"unexpected argument\(s\) \['extra'\]"),
@@ -281,12 +290,31 @@ BENCH_CASES = [
 ]
 
 
+def fig7_results(directory: Path, kind: str) -> None:
+    """Figure 7's results folder at the test scale: a finished sweep's files with a damaged results file, or the
+    results of another config, or a file in the folder's place."""
+    from specjax.figures.cache import load_config
+
+    if kind == "results_file":
+        write(directory, "not a folder\n")
+        return
+    cfg = load_config("fig7", "test")
+    if kind == "other":
+        cfg.seeds += 1
+    directory.mkdir(parents=True)
+    store.save_json(directory / "config.json", {"config": config_lib.to_plain(cfg), "sweep_id": sweep_id(cfg)})
+    write(directory / "summary.json", '{"groups": []}\n')
+    write(directory / "results" / "group0.npz", "PK\x03\x04 torn")
+
+
 def test_figures_refusals(tmp_path):
     argvs, meta = [], []
     for case_id, extra, _, kind in FIGURES_CASES:
         base = tmp_path / case_id
         base.mkdir()
         wd = write(base / "a_file", "keep me\n") if kind == "file" else base / "wd"
+        if kind in ("damaged_results", "other", "results_file"):
+            fig7_results(wd / "fig7-test", kind)
         argvs.append([f"--workdir={wd}", *extra])
         meta.append((base, listing(base)))
     for (case_id, _, pattern, _), r, (base, before) in zip(
