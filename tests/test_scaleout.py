@@ -225,7 +225,7 @@ def test_a_dead_process_stops_the_other_and_rerunning_resumes(tmp_path):
     wd = tmp_path / "w"
     overrides = ["--config.chunk_steps=2", "--config.epochs=12"]
     procs = _processes(wd, overrides)
-    ckpt = wd / "checkpoints" / "shard0of2" / "group0_wave0.npz"
+    ckpt = wd / "checkpoints" / "shard1of2" / "group1_wave0.npz"
     deadline = time.monotonic() + 120
     while not ckpt.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -239,7 +239,7 @@ def test_a_dead_process_stops_the_other_and_rerunning_resumes(tmp_path):
     procs = _processes(wd, overrides)
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
-    assert "resuming checkpoints/shard0of2/" in outs[0]
+    assert "resuming checkpoints/shard1of2/group1_wave0.npz" in outs[1], outs[1]
     cfg = scaleout_config(chunk_steps=2, epochs=12)
     assert_same_results(sweep.load_results(wd), sweep.run_sweep(cfg, None, progress=None, mesh=two_devices()))
 
