@@ -1,0 +1,112 @@
+"""Named results: the xarray Dataset, the pandas table and single runs match the positional arrays exactly."""
+
+import jax
+import numpy as np
+import pytest
+
+pytest.importorskip("xarray")
+pytest.importorskip("pandas")
+
+from specjax import sweep  # noqa: E402
+from specjax.config import default_config  # noqa: E402
+from specjax.core import metrics  # noqa: E402
+from specjax.engine import Hparams, Spec, init_run, make_mesh  # noqa: E402
+from specjax.errors import SpecjaxError  # noqa: E402
+from specjax.sweep import named  # noqa: E402
+
+
+def small_config():
+    cfg = default_config()
+    cfg.d, cfg.m, cfg.c = 6, 3, 2
+    cfg.over_realization = (1, 2)
+    cfg.teacher_polarity = (0.0, 1.0)
+    cfg.lr = (0.05, 0.1)
+    cfg.seeds = 3
+    cfg.n_train, cfg.n_eval = 64, 40
+    cfg.batch_size = 8
+    cfg.epochs, cfg.steps_per_epoch = 2, 20
+    cfg.init_scale = (0.1,)
+    cfg.runs_per_block = 4
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def result():
+    return sweep.run_sweep(small_config(), None, progress=None, mesh=make_mesh(1))
+
+
+def test_xarray_dataset_has_named_dimensions_and_the_positional_values(result):
+    ds = result.to_xarray()
+    for dim in ("over_realization", "teacher_polarity", "lr", "data_std", "init_scale", "momentum", "seed", "epoch"):
+        assert dim in ds.dims
+    assert list(ds.teacher_polarity.values) == [0.0, 1.0] and list(ds.lr.values) == [0.05, 0.1]
+    assert list(ds.epoch.values) == [0, 1, 2]
+    # group 1 (x2), setting (p=1.0, lr=0.05) is setting index 2 (last field fastest), seed 1, last evaluation
+    a = result.arrays[1]
+    s = 2
+    picked = ds.eval_loss.sel(over_realization=2, teacher_polarity=1.0, lr=0.05, seed=1, epoch=2).squeeze()
+    assert float(picked) == a["eval_loss"][s, 1, -1]
+    btc = ds.best_teacher_corr_l1.sel(over_realization=2, teacher_polarity=1.0, lr=0.05, seed=1).squeeze()
+    np.testing.assert_array_equal(btc.values, a["best_teacher_corr_l1"][s, 1])
+    # students padded with NaN to the widest group: x1 has 3 students, x2 has 6
+    fo = ds.fan_out_norm_l1.sel(over_realization=1).squeeze()
+    assert ds.sizes["student_l1"] == 6 and np.isnan(fo.values[..., 3:]).all() and np.isfinite(fo.values[..., :3]).all()
+    assert "meaning" in ds.eval_mse.attrs and ds.attrs["sweep_id"] == str(a["sweep_id"])
+    assert not ds.diverged.values.any()
+
+
+def test_dataframe_has_one_row_per_run_and_evaluation(result):
+    df = result.to_dataframe()
+    assert len(df) == 2 * 4 * 3 * 3  # groups x settings x seeds x evaluations
+    row = df[(df.over_realization == 1) & (df.teacher_polarity == 0.0) & (df.lr == 0.1) & (df.seed == 2)]
+    row = row[row.epoch == 2].iloc[0]
+    a = result.arrays[0]
+    assert row.eval_mse == a["eval_mse"][1, 2, -1] and row.eval_loss == a["eval_loss"][1, 2, -1]
+    best = a["best_teacher_corr_l1"][1, 2, -1]
+    for t in metrics.THRESHOLDS:
+        assert row[f"success_rate_{t:g}"] == np.mean(best > t)
+    assert not row.diverged
+
+
+def test_run_view_gives_teacher_students_and_the_eval_inputs_training_saw(result):
+    cfg = result.config
+    view = result.run(seed=2, over_realization=2, teacher_polarity=1.0, lr=0.1)
+    a = result.arrays[1]
+    s = 3
+    np.testing.assert_array_equal(view.teacher[0][0], a["teacher_W_l1"][s, 2])
+    np.testing.assert_array_equal(view.student()[1][0], a["student_W_l2"][s, 2, -1])
+    np.testing.assert_array_equal(view.student(0)[0][1], a["student_b_l1"][s, 2, 0])
+    spec = Spec.from_config(cfg, 2)
+    assert view.spec == spec and view.settings["lr"] == 0.1 and view.settings["seed"] == 2
+    hp = Hparams(*(jax.numpy.asarray(view.settings[f]) for f in Hparams._fields))
+    _, data, _ = init_run(spec, hp, view.key)
+    np.testing.assert_array_equal(np.asarray(view.eval_inputs()), np.asarray(data.x_eval))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"seed": 0, "over_realization": 3, "teacher_polarity": 0.0, "lr": 0.1}, "over_realization: 3 is not in"),
+        ({"seed": 5, "over_realization": 1, "teacher_polarity": 0.0, "lr": 0.1}, "seed: 5 is out of range"),
+        ({"seed": 0, "over_realization": 1, "lr": 0.1}, "teacher_polarity: the sweep holds"),
+        ({"seed": 0, "over_realization": 1, "teacher_polarity": 0.0, "lr": 0.1, "depth": 2}, "unknown setting"),
+    ],
+)
+def test_run_selection_refuses_what_the_sweep_does_not_hold(result, kwargs, message):
+    with pytest.raises(SpecjaxError, match=message):
+        result.run(**kwargs)
+    with pytest.raises(SpecjaxError, match="not a snapshot epoch"):
+        result.run(seed=0, over_realization=1, teacher_polarity=0.0, lr=0.1).student(1)
+
+
+def test_missing_extra_is_named(result, monkeypatch):
+    real = named.importlib.import_module
+
+    def fake(name):
+        if name == "xarray":
+            raise ImportError(name)
+        return real(name)
+
+    monkeypatch.setattr(named.importlib, "import_module", fake)
+    with pytest.raises(SpecjaxError, match=r"specjax\[analysis\]"):
+        result.to_xarray()
