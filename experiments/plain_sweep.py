@@ -67,12 +67,12 @@ def main():
     runs_p = jnp.repeat(jnp.asarray(POLARITIES), SEEDS)
     runs_k = jnp.tile(keys, len(POLARITIES))
     for over in (1, 5):
-        teacher, student, data = jax.jit(jax.vmap(lambda k, p: init(k, p, over * M)))(runs_k, runs_p)
+        teacher, student, data = jax.jit(jax.vmap(lambda k, p, w=over * M: init(k, p, w)))(runs_k, runs_p)
         train = jax.jit(jax.vmap(train_epoch))
         ev = jax.jit(jax.vmap(evaluate))
         history = [ev(student, data)]
         for epoch in range(EPOCHS):
-            student = train(student, data, jax.vmap(lambda k: jax.random.fold_in(k, epoch))(runs_k))
+            student = train(student, data, jax.vmap(lambda k, e=epoch: jax.random.fold_in(k, e))(runs_k))
             history.append(ev(student, data))
         loss_final, best = jax.device_get(history[-1])
         print(f"x{over}: median eval loss {float(jnp.median(loss_final)):.3g}, success {(best > 0.95).mean():.2f}")
