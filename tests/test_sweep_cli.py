@@ -1,37 +1,18 @@
 """The tiny config end to end through the command line, and the library call behind it."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
+from helpers import TINY, run_module
 
 from specjax import store
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_tiny_config_through_the_cli(tmp_path):
     wd = tmp_path / "wd"
-    env = {**os.environ, "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "specjax.sweep",
-            f"--config={ROOT}/experiments/configs/tiny.py",
-            f"--workdir={wd}",
-            "--config.epochs=2",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=600,
-    )
+    proc = run_module("specjax.sweep", [f"--config={TINY}", f"--workdir={wd}", "--config.epochs=2"])
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Warning" not in proc.stderr, proc.stderr[-2000:]  # e.g. runpy's RuntimeWarning on start-up
     assert "run-steps/s" in proc.stdout and "ETA" in proc.stdout
     summary = json.loads((wd / "summary.json").read_text())
     # 2 over-realizations x 2 polarities x 2 learning rates.
