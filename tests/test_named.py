@@ -110,3 +110,22 @@ def test_missing_extra_is_named(result, monkeypatch):
     monkeypatch.setattr(named.importlib, "import_module", fake)
     with pytest.raises(SpecjaxError, match=r"specjax\[analysis\]"):
         result.to_xarray()
+
+
+def test_group_analysis_is_every_run_analysed_at_once_and_equals_one_run(result):
+    from specjax.theory import reports
+
+    group = result.analyze(over_realization=2)
+    assert group.epoch == 2 and len(group.settings) == 4
+    assert group.runs.theorem3.fan_out.shape == (4, 3, 6) and group.runs.theorem3.loss_change.shape == (4, 3)
+    stats = group.l_shape_stats[1]
+    assert stats["specialized"].shape == (4, 3)
+    assert (stats["specialized"] + stats["unspecialized"] <= 6).all()
+    view = result.run(seed=1, over_realization=2, teacher_polarity=1.0, lr=0.05)  # setting 2
+    one = reports.analyze_run(view.student(), view.teacher, view.eval_inputs(), view.spec.activation)
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(group.runs), strict=True):
+        np.testing.assert_allclose(np.asarray(b)[2, 1], np.asarray(a), rtol=1e-12, atol=1e-12)
+    spec_student = np.asarray(one.l_shape[0].specialization)
+    assert stats["specialized"][2, 1] == int((spec_student > 0.95).sum())
+    with pytest.raises(SpecjaxError, match="not a snapshot epoch"):
+        result.analyze(over_realization=2, epoch=1)

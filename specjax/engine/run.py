@@ -267,6 +267,13 @@ def make_teacher(spec: Spec, hp: Hparams, key: Array, tuning_inputs: Array) -> n
     )
 
 
+def eval_inputs(spec: Spec, data_std: Array, key: Array) -> Array:
+    """The run's evaluation inputs ``(n_eval, d)``, a pure function of its seed key (as :func:`init_run` draws them);
+    analyses of a finished run regenerate them from its key."""
+    _, _, k_data = jax.random.split(key, 3)
+    return data_lib.sample_inputs(data_lib.eval_key(k_data), spec.n_eval, spec.d, data_std, spec.data, spec.float_dtype)
+
+
 def init_run(spec: Spec, hp: Hparams, key: Array) -> tuple[networks.Params, data_lib.Dataset, RunState]:
     """Builds one run from its seed key: ``k_teacher, k_student, k_data = split(key, 3)``.
 
@@ -275,7 +282,7 @@ def init_run(spec: Spec, hp: Hparams, key: Array) -> tuple[networks.Params, data
     """
     dt = spec.float_dtype
     k_teacher, k_student, k_data = jax.random.split(key, 3)
-    x_eval = data_lib.sample_inputs(data_lib.eval_key(k_data), spec.n_eval, spec.d, hp.data_std, spec.data, dt)
+    x_eval = eval_inputs(spec, hp.data_std, key)
     teacher = make_teacher(spec, hp, k_teacher, x_eval)
     dataset = data_lib.make_dataset(
         k_data,

@@ -17,9 +17,8 @@ import jax
 import numpy as np
 
 from specjax import config as config_lib
-from specjax.core import data as data_lib
 from specjax.core import metrics
-from specjax.engine import Hparams, Spec, seed_key
+from specjax.engine import Hparams, Spec, eval_inputs, seed_key
 from specjax.errors import SpecjaxError
 from specjax.sweep.schema import SPECS, key
 
@@ -160,15 +159,7 @@ class RunView:
 
     def eval_inputs(self) -> jax.Array:
         """The run's evaluation inputs ``(n_eval, d)``, regenerated exactly from its key (as training drew them)."""
-        _, _, k_data = jax.random.split(self.key, 3)
-        return data_lib.sample_inputs(
-            data_lib.eval_key(k_data),
-            self.spec.n_eval,
-            self.spec.d,
-            self.settings["data_std"],
-            self.spec.data,
-            self.spec.float_dtype,
-        )
+        return eval_inputs(self.spec, self.settings["data_std"], self.key)
 
 
 def _index(values, wanted, field: str) -> int:

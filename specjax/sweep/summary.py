@@ -42,6 +42,13 @@ class SweepResult:
         """A tidy ``pandas.DataFrame``, one row per run and evaluation (:func:`specjax.sweep.named.to_dataframe`)."""
         return named.to_dataframe(self)
 
+    def analyze(self, over_realization: int, epoch: int | None = None, samples: int | None = None):
+        """Theorem reports and L-shape statistics of every run of a group, vmapped
+        (:func:`specjax.sweep.analysis.analyze_group`)."""
+        from specjax.sweep.analysis import analyze_group
+
+        return analyze_group(self, over_realization, epoch, samples)
+
     def run(self, seed: int, **settings: float) -> named.RunView:
         """One run by setting values and seed index: its teacher, students, eval inputs (:class:`named.RunView`)."""
         return named.select_run(self, seed, **settings)
