@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -54,8 +55,9 @@ def scaleout_config(**overrides):
 
 @functools.cache
 def two_devices():
-    """Every in-process sweep here runs on these 2 devices: the same blocks, so each program compiles once."""
-    return local_mesh(2)
+    """Every in-process sweep here runs on these 2 devices (1 on a single GPU): the same blocks, so each program
+    compiles once."""
+    return local_mesh(min(2, len(jax.local_devices())))
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +157,10 @@ def test_accelerator_plan_gives_the_cpu_numbers():
     """The GPU/TPU path forced on CPU: one block per group and the plain backward layout. Not bit-identical (the
     transposes round differently); float64 agrees to 1e-9 relative (measured: 8e-12 at worst)."""
     cfg = scaleout_config(runs_per_block=0, over_realization=(2,), epochs=1, snapshot_epochs=())
-    cpu_plans = plan.plan_groups(cfg, 2, accelerator=False)
-    acc_plans = plan.plan_groups(cfg, 2, accelerator=True)
-    assert [p.block for p in cpu_plans] == [16] and all(p.spec.cpu_gemm_layout for p in cpu_plans)
+    n = two_devices().devices.size
+    cpu_plans = plan.plan_groups(cfg, n, accelerator=False)
+    acc_plans = plan.plan_groups(cfg, n, accelerator=True)
+    assert [p.block for p in cpu_plans] == [8 * n] and all(p.spec.cpu_gemm_layout for p in cpu_plans)
     assert [p.block for p in acc_plans] == [20] and not any(p.spec.cpu_gemm_layout for p in acc_plans)
     cpu = sweep.run_sweep(cfg, None, progress=None, mesh=two_devices(), accelerator=False)
     acc = sweep.run_sweep(cfg, None, progress=None, mesh=two_devices(), accelerator=True)
@@ -255,3 +258,22 @@ def test_checkpoint_of_another_shard_is_refused(tmp_path):
     z["num_shards"] = np.array(3)
     with pytest.raises(StoreError, match="shard 0 of 3"):
         checkpoint.check_identity(path, z, "x", layout)
+
+
+@pytest.mark.slow
+def test_device_check_runs_end_to_end_at_tiny_scale(tmp_path):
+    """experiments/device_check.sh on CPU with SPECJAX_DEVICE_CHECK_SCALE=tiny: every phase ok, one JSON, a table."""
+    env = os.environ | {"SPECJAX_DEVICE_CHECK_SCALE": "tiny", "XLA_FLAGS": ""}
+    out = subprocess.run(
+        ["bash", str(ROOT / "experiments" / "device_check.sh"), str(tmp_path)],
+        capture_output=True, text=True, timeout=400, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "device_check.json").read_text())
+    assert result["scale"] == "tiny" and result["backend"] == "cpu"
+    for phase in ("tests", "bench", "kernels", "sweep"):
+        assert result[phase]["status"] == "ok", (phase, result[phase])
+    assert result["sweep"]["finished"]
+    kernels = result["kernels"]["by_group"]["x1/float64"]
+    assert kernels["compile_s"] > 0 and kernels["kernels_per_step"]["total"] > 0
+    assert out.stdout.strip().splitlines()[-1] == f"wrote {tmp_path / 'device_check.json'}"
