@@ -1,0 +1,70 @@
+"""The research workflow around a sweep: readable progress, the metrics log, the log file, the dry run, the memory
+preflight and honest library defaults."""
+
+import json
+
+import pandas as pd
+import pytest
+from helpers import TINY, assert_refusal, run_module, run_module_cases
+
+from specjax.engine import HPARAM_DEFAULTS, Hparams
+
+SMALL = (f"--config={TINY}", "--config.over_realization=(1,2)", "--config.epochs=2", "--config.seeds=2")
+
+
+def test_progress_lines_metrics_log_and_log_file(tmp_path):
+    wd, log = tmp_path / "wd", tmp_path / "sweep.log"
+    proc = run_module("specjax.sweep", [*SMALL, f"--workdir={wd}", f"--log_file={log}"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if "epoch" in line]
+    assert len(lines) == 4  # 2 groups x 2 epochs
+    for line in lines:
+        assert "median eval loss" in line and "| success " in line and "| diverged 0" in line, line
+    records = pd.read_json(wd / "metrics.jsonl", lines=True)
+    assert len(records) == 2 * 3  # one per group and evaluation (epochs 0, 1, 2)
+    assert sorted(records.epoch.unique()) == [0, 1, 2] and sorted(records.over_realization.unique()) == [1, 2]
+    for column in ("runs", "eval_loss_median", "eval_loss_q10", "eval_loss_q90", "success_rate", "run_steps_per_s"):
+        assert column in records.columns
+    assert (records.runs == 2 * 2 * 2).all()  # settings x seeds of the tiny config
+    summary = json.loads((wd / "summary.json").read_text())
+    last = records[(records.over_realization == 1) & (records.epoch == 2)].iloc[0]
+    losses = [loss for g in summary["groups"] if g["over_realization"] == 1 for loss in g["eval_loss"]]
+    assert last.eval_loss_median == pytest.approx(pd.Series(losses).median(), rel=1e-12)
+    text = log.read_text()
+    assert text.count("median eval loss") == 4
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+    wd = tmp_path / "wd"
+    proc = run_module("specjax.sweep", [*SMALL, f"--workdir={wd}", "--dry_run"])
+    assert proc.returncode == 0, proc.stderr
+    assert "x1: 8 runs in" in proc.stdout and "x2: 8 runs in" in proc.stdout and "MiB per block" in proc.stdout
+    assert "estimated" in proc.stdout
+    assert not wd.exists()
+
+
+def test_impossible_sweeps_are_refused_before_anything_is_allocated(tmp_path):
+    wd = tmp_path / "wd"
+    cases = {
+        "seeds": ([*SMALL, f"--workdir={wd}", "--config.seeds=1000000000"], r"config\.seeds: .* runs exceeds"),
+        "epochs": ([*SMALL, f"--workdir={wd}", "--config.epochs=100000000000000000000"], r"config\.epochs: .*step"),
+        "d": ([*SMALL, f"--workdir={wd}", "--config.d=2000000000"], r"config\.runs_per_block: one block .* GiB"),
+        "dry": ([*SMALL, f"--workdir={wd}", "--config.seeds=1000000000", "--dry_run"], r"config\.seeds"),
+    }
+    results = run_module_cases("specjax.sweep", [argv for argv, _ in cases.values()])
+    for (name, (_, pattern)), r in zip(cases.items(), results, strict=True):
+        if name == "dry":  # the plan is printed, then the refusal
+            assert r["rc"] == 2 and "sweep:" in r["stdout"] and "error: config.seeds" in r["stderr"], r
+            continue
+        assert_refusal(r["rc"], r["stdout"], r["stderr"], "specjax.sweep", pattern)
+    assert not wd.exists()
+
+
+def test_library_takes_no_silent_zero_learning_rate_or_init_scale():
+    hp = Hparams.broadcast(3, teacher_polarity=1.0)
+    assert float(hp.lr[0]) == HPARAM_DEFAULTS["lr"] > 0
+    assert float(hp.init_scale[0]) == HPARAM_DEFAULTS["init_scale"] > 0
+    with pytest.raises(ValueError, match="Hparams.lr: must be > 0"):
+        Hparams.broadcast(3, lr=0.0)
+    with pytest.raises(ValueError, match="unknown field"):
+        Hparams.broadcast(3, learning_rate=0.1)
