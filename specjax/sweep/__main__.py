@@ -21,11 +21,10 @@ FIGURE = "success_rate"
 def print_plan(cfg) -> None:
     """``--dry_run``: prints groups, runs, blocks, waves, memory per block and estimated time; then raises the
     refusal the preflight would raise, if any."""
-    from specjax.engine import make_mesh
     from specjax.sweep import plan, preflight, run
 
     run.check_runtime(cfg)
-    devices = make_mesh(cfg.num_devices).devices.size
+    devices = run.local_mesh(cfg.num_devices).devices.size
     plans = plan.plan_groups(cfg, devices)
     print(preflight.describe(cfg, plans, devices), flush=True)
     preflight.check(cfg, plans, devices)
