@@ -242,7 +242,8 @@ def weighted_kernel_gradients(
     theta = self_angle_matrix(weights_a) if same else angle_matrix(weights_a, weights_b)
     norms_a, norms_b = safe_norm(weights_a, 0), safe_norm(weights_b, 0)
     along_b = weights_b @ (coefficients * (jnp.pi - theta)).T
-    along_a = _safe_divide(weights_a, norms_a[None, :]) * jnp.sum(coefficients * norms_b[None, :] * jnp.sin(theta), 1)[None, :]
+    sine_weights = jnp.sum(coefficients * norms_b[None, :] * jnp.sin(theta), 1)
+    along_a = _safe_divide(weights_a, norms_a[None, :]) * sine_weights[None, :]
     return data_std**2 / (2.0 * jnp.pi) * (along_b + along_a)
 
 

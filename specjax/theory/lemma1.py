@@ -122,9 +122,7 @@ def effective_fan_outs(params: Params, gates: tuple[Array, ...]) -> tuple[Array,
     return tuple(result)
 
 
-def lemma1_matrices(
-    student: Params, teacher: Params, x: Array, activation: Activation = RELU
-) -> Lemma1Matrices:
+def lemma1_matrices(student: Params, teacher: Params, x: Array, activation: Activation = RELU) -> Lemma1Matrices:
     """:math:`\\hat A_l(x)` and :math:`\\hat B_l(x)` for every hidden layer and sample.
 
     Args:
@@ -148,9 +146,7 @@ def lemma1_matrices(
     return Lemma1Matrices(alpha, beta)
 
 
-def lemma1_errors(
-    student: Params, teacher: Params, x: Array, activation: Activation = RELU
-) -> tuple[Array, ...]:
+def lemma1_errors(student: Params, teacher: Params, x: Array, activation: Activation = RELU) -> tuple[Array, ...]:
     """Backpropagated errors from Lemma 1: :math:`g_l=[\\hat D_l(\\hat A_l\\hat f^*_l-\\hat B_l\\hat f_l)]_{1..n_l}`.
 
     Args:
@@ -171,9 +167,7 @@ def lemma1_errors(
     return tuple(errors)
 
 
-def backprop_errors(
-    student: Params, teacher: Params, x: Array, activation: Activation = RELU
-) -> tuple[Array, ...]:
+def backprop_errors(student: Params, teacher: Params, x: Array, activation: Activation = RELU) -> tuple[Array, ...]:
     """Backpropagated errors by the direct recursion :math:`g_L=f^*_L-f_L`, :math:`g_{l-1}=D_{l-1}W_lg_l`.
 
     :math:`g_l=-\\partial J_x/\\partial z_l` with :math:`J_x=\\tfrac12\\|f^*_L(x)-f_L(x)\\|^2` (THEORY.md section 1).
@@ -270,9 +264,7 @@ def lemma1_statistics(
     return jax.tree.map(lambda s: s / count, sums)
 
 
-def effective_fan_out_norms(
-    student: Params, x: Array, activation: Activation = RELU
-) -> tuple[Array, ...]:
+def effective_fan_out_norms(student: Params, x: Array, activation: Activation = RELU) -> tuple[Array, ...]:
     """:math:`\\sqrt{\\mathbb E_x\\beta_{kk}(x)}=\\sqrt{\\mathbb E_x\\|v_k(x)\\|^2}` per hidden layer (Fig. 8's y-axis).
 
     The square root of the diagonal of ``betas_ss`` without its last entry, computed from the diagonal alone
@@ -293,9 +285,7 @@ def effective_fan_out_norms(
     return tuple(norms)
 
 
-def mean_alpha(
-    student: Params, teacher: Params, x: Array, activation: Activation = RELU
-) -> tuple[Array, ...]:
+def mean_alpha(student: Params, teacher: Params, x: Array, activation: Activation = RELU) -> tuple[Array, ...]:
     """:math:`\\mathbb E_x\\alpha_{kj}(x)=\\mathbb E_x[v_k(x)^\\top v^*_j(x)]` per hidden layer, bias rows dropped.
 
     The top-left block of ``betas_st`` without the ``Hs`` and student-student work of :func:`lemma1_statistics`.

@@ -1,9 +1,9 @@
-"""Exact population gradient flow of the two-layer ReLU net, and the same start trained by SGD (THEORY.md 5-6).
+"""Exact population gradient flow of the two-layer ReLU net, and the same start trained by SGD (docs/theory.md §5-6).
 
 Under :math:`x\\sim N(0,s^2I_d)` with a bias-free hidden layer, the population gradient
-:math:`\\dot{\\mathcal W}=-\\nabla J` has the closed form :func:`specjax.theory.closed_forms.population_negative_gradient`
-("angle-based dynamics": every term is a function of angles and norms, Theorem 6). This module integrates it on
-device:
+:math:`\\dot{\\mathcal W}=-\\nabla J` has the closed form
+:func:`specjax.theory.closed_forms.population_negative_gradient` ("angle-based dynamics": every term is a
+function of angles and norms, Theorem 6). This module integrates it on device:
 
 * :func:`rk4_integrate`: classical fixed-step Runge-Kutta 4, one ``lax.scan`` over records with an inner
   ``lax.scan`` over steps;

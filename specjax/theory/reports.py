@@ -1,11 +1,11 @@
-"""Observers, residues, matching and the Theorem-3/5 reports (THEORY.md sections 3-5).
+"""Matching, residues, per-sample gradients, the L-shape and the per-run reports (Tian 2020; docs/theory.md §3-5).
 
 Everything takes plain parameter pytrees (:mod:`specjax.core.networks` layout: ``W`` is ``(fan_in, fan_out)``) and
 arrays, is pure, and runs under ``jit`` and ``vmap`` -- including :func:`hungarian_match`, which calls SciPy on the
 host through ``jax.pure_callback``. Per-run functions are written for one run; add the runs axis with ``vmap``
 (:func:`analyze_run` bundles the per-run reports of a sweep).
 
-Hidden layers are indexed ``layer = 0..L-2`` (hidden layer ``l = layer + 1`` of THEORY.md). Correlations are
+Hidden layers are indexed ``layer = 0..L-2`` (hidden layer ``l = layer + 1`` of the paper). Correlations are
 :func:`specjax.core.metrics.correlation` of post-activations on the evaluation set, ``(m, n)``, teachers by students.
 """
 
@@ -21,12 +21,36 @@ from scipy.optimize import linear_sum_assignment
 from specjax.core import metrics
 from specjax.core.networks import RELU, Activation, Params, forward, squared_error_loss
 from specjax.theory import lemma1
+from specjax.theory.observers import boundary_observation, boundary_observation_fraction
+from specjax.theory.theorem5 import PairGeometry, Theorem5Report, pair_geometry, theorem5_report
 
 Array = jax.Array
 
+__all__ = [  # Def. 2 and Theorem 5 live in their own modules; re-exported here for the per-run analysis.
+    "GradientMagnitudes",
+    "LShape",
+    "PairGeometry",
+    "RunAnalysis",
+    "Theorem3Report",
+    "Theorem5Report",
+    "analyze_run",
+    "best_student_index",
+    "best_teacher_index",
+    "boundary_observation",
+    "boundary_observation_fraction",
+    "hungarian_match",
+    "l_shape",
+    "node_residues",
+    "pair_geometry",
+    "per_sample_gradient_magnitudes",
+    "prune_students",
+    "theorem3_report",
+    "theorem5_report",
+]
+
 
 # ---------------------------------------------------------------------------------------------------------------
-# Matching students to teachers (THEORY.md section 3).
+# Matching students to teachers (docs/theory.md §3).
 
 
 def best_teacher_index(corr: Array) -> Array:
@@ -70,75 +94,8 @@ def hungarian_match(corr: Array) -> Array:
     return jax.pure_callback(_hungarian_host, result, corr, vmap_method="expand_dims")
 
 
-class PairGeometry(NamedTuple):
-    """First-layer geometry of teacher-student pairs (Def. 3, Theorem 5's separation of weight and bias).
-
-    Attributes:
-      weight_angle: bias-free angle :math:`\\tilde\\theta` between :math:`w^*_j` and :math:`w_k`, ``(m,)``.
-      bias_error: :math:`|b^*_j/\\|w^*_j\\|-b_k/\\|w_k\\||`, ``(m,)``: both nodes normalised to unit bias-free
-        weight (the scale Def. 3 leaves free), i.e. the gap between the hyperplanes' signed offsets.
-    """
-
-    weight_angle: Array
-    bias_error: Array
-
-
-def pair_geometry(teacher: Params, student: Params, student_index: Array) -> PairGeometry:
-    """:class:`PairGeometry` of teacher node ``j`` and first-layer student node ``student_index[j]``.
-
-    Args:
-      teacher, student: parameters; only the first layers ``(W (d, m), b)`` and ``(W (d, n), b)`` are used (the
-        only layer whose nodes share an input space).
-      student_index: ``(m,)`` int, e.g. from :func:`hungarian_match` or :func:`best_student_index`; entries
-        ``-1`` give NaN.
-
-    Returns:
-      :class:`PairGeometry` with ``(m,)`` arrays.
-    """
-    (teacher_weights, teacher_bias), (weights, bias) = teacher[0], student[0]
-    valid = student_index >= 0
-    chosen = jnp.where(valid, student_index, 0)
-    matched_weights = weights[:, chosen]  # (d, m)
-    teacher_norm = jnp.linalg.norm(teacher_weights, axis=0)
-    student_norm = jnp.linalg.norm(matched_weights, axis=0)
-    cos = jnp.sum(teacher_weights * matched_weights, 0) / (teacher_norm * student_norm)
-    weight_angle = jnp.arccos(jnp.clip(cos, -1.0, 1.0))
-    teacher_offset = 0.0 if teacher_bias is None else teacher_bias / teacher_norm
-    student_offset = 0.0 if bias is None else bias[chosen] / student_norm
-    bias_error = jnp.abs(teacher_offset - student_offset) * jnp.ones_like(weight_angle)
-    nan = jnp.full_like(weight_angle, jnp.nan)
-    return PairGeometry(jnp.where(valid, weight_angle, nan), jnp.where(valid, bias_error, nan))
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# Observers and residues (Def. 2, Eqn 6).
-
-
-def boundary_observation(teacher_acts: Array, student_acts: Array) -> Array:
-    """Boundary observation matrix, the empirical Def. 2 (``compute_boundary_obs``).
-
-    .. math:: \\mathrm{Obs}_{jk}=\\min\\big(\\#\\{i:f^*_j(x_i)>0,f_k(x_i)>0\\},\\
-              \\#\\{i:f^*_j(x_i)\\le0,f_k(x_i)>0\\}\\big)
-
-    Student ``k`` sees teacher ``j``'s boundary if its active set holds data on both sides of it.
-
-    Args:
-      teacher_acts: ``(N, m)`` teacher activations (pre-activations give the same result).
-      student_acts: ``(N, n)``.
-
-    Returns:
-      ``(m, n)`` counts (float).
-    """
-    teacher_on = (teacher_acts > 0).astype(teacher_acts.dtype)
-    student_on = (student_acts > 0).astype(teacher_acts.dtype)
-    both = teacher_on.T @ student_on
-    student_only = jnp.sum(student_on, axis=0)[None, :] - both
-    return jnp.minimum(both, student_only)
-
-
-def boundary_observation_fraction(teacher_acts: Array, student_acts: Array) -> Array:
-    """Per teacher, :math:`\\max_k\\mathrm{Obs}_{jk}/N` (the reference's logged quantity). ``-> (m,)``."""
-    return jnp.max(boundary_observation(teacher_acts, student_acts), axis=1) / teacher_acts.shape[0]
+# Residues (Eqn 6, docs/theory.md §5) and per-sample gradients (Theorem 1, §4).
 
 
 def node_residues(
@@ -230,9 +187,7 @@ class LShape(NamedTuple):
     fan_out: Array
 
 
-def l_shape(
-    student: Params, teacher: Params, x: Array, activation: Activation = RELU
-) -> tuple[LShape, ...]:
+def l_shape(student: Params, teacher: Params, x: Array, activation: Activation = RELU) -> tuple[LShape, ...]:
     """:class:`LShape` for every hidden layer, on evaluation inputs ``x (N, d)``."""
     corr = _correlations(student, teacher, x, activation)
     fan_out = lemma1.effective_fan_out_norms(student, x, activation)
@@ -290,9 +245,7 @@ def theorem3_report(
     unspecialized = shape.specialization <= threshold
     targets = forward(teacher, x, activation)[0]
     eval_loss = squared_error_loss(student, x, targets, activation, convention)
-    pruned_loss = squared_error_loss(
-        prune_students(student, unspecialized, layer), x, targets, activation, convention
-    )
+    pruned_loss = squared_error_loss(prune_students(student, unspecialized, layer), x, targets, activation, convention)
     return Theorem3Report(
         unspecialized,
         shape.specialization,
@@ -302,60 +255,6 @@ def theorem3_report(
         eval_loss,
         pruned_loss,
         pruned_loss - eval_loss,
-    )
-
-
-class Theorem5Report(NamedTuple):
-    """Theorem 5 (noisy specialization), first hidden layer: per teacher ``j``, the achieved alignment next to the
-    bound's ingredients. The theorem predicts ``sin_angle`` and ``bias_error`` of order ``bound_ratio``.
-
-    Attributes:
-      best_student: ``(m,)`` student of highest correlation with teacher ``j``.
-      correlation: ``(m,)`` that correlation.
-      weight_angle, sin_angle, bias_error: ``(m,)`` :class:`PairGeometry` of the pair and :math:`\\sin\\tilde\\theta`.
-      gradient_bound: scalar :math:`\\epsilon=\\max_x\\|g_1(x)\\|_\\infty` on ``x``.
-      observer_alpha: ``(m,)`` :math:`\\max|\\alpha_{kj}|` over observers ``k`` of ``j`` (Def. 2:
-        :math:`\\mathrm{Obs}_{jk}/N>` ``observer_fraction``), :math:`\\alpha=\\mathbb E_xV_1^\\top V^*_1`; 0 if none.
-      bound_ratio: ``(m,)`` :math:`\\epsilon/|\\alpha|` (inf where no observer).
-    """
-
-    best_student: Array
-    correlation: Array
-    weight_angle: Array
-    sin_angle: Array
-    bias_error: Array
-    gradient_bound: Array
-    observer_alpha: Array
-    bound_ratio: Array
-
-
-def theorem5_report(
-    student: Params,
-    teacher: Params,
-    x: Array,
-    activation: Activation = RELU,
-    observer_fraction: float = 0.0,
-) -> Theorem5Report:
-    """:class:`Theorem5Report` on evaluation inputs ``x (N, d)`` (standing in for the training region)."""
-    _, hidden = forward(student, x, activation)
-    _, teacher_hidden = forward(teacher, x, activation)
-    corr = metrics.correlation(teacher_hidden[0].post, hidden[0].post)
-    best = best_student_index(corr)
-    geometry = pair_geometry(teacher, student, best)
-    epsilon = jnp.max(per_sample_gradient_magnitudes(student, teacher, x, activation).error_sup[0])
-    observed = boundary_observation(teacher_hidden[0].post, hidden[0].post) / x.shape[0] > observer_fraction
-    alpha = lemma1.mean_alpha(student, teacher, x, activation)[0]  # (n, m)
-    observer_alpha = jnp.max(jnp.where(observed, jnp.abs(alpha.T), 0.0), axis=1)
-    ratio = jnp.where(observer_alpha > 0, epsilon / jnp.where(observer_alpha > 0, observer_alpha, 1.0), jnp.inf)
-    return Theorem5Report(
-        best,
-        jnp.max(corr, axis=1),
-        geometry.weight_angle,
-        jnp.sin(geometry.weight_angle),
-        geometry.bias_error,
-        epsilon,
-        observer_alpha,
-        ratio,
     )
 
 
