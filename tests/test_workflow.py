@@ -68,3 +68,18 @@ def test_library_takes_no_silent_zero_learning_rate_or_init_scale():
         Hparams.broadcast(3, lr=0.0)
     with pytest.raises(ValueError, match="unknown field"):
         Hparams.broadcast(3, learning_rate=0.1)
+
+
+@pytest.mark.slow
+def test_the_analysis_session_of_the_docs_runs(tmp_path):
+    """experiments/analysis_session.py (docs/analysis.md) end to end on a seconds-long sweep."""
+    import importlib.util
+
+    from helpers import ROOT
+
+    spec = importlib.util.spec_from_file_location("analysis_session", ROOT / "experiments" / "analysis_session.py")
+    session = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(session)
+    numbers = session.main(str(tmp_path / "wd"), str(tmp_path / "analysis.png"), tiny=True)
+    assert (tmp_path / "analysis.png").stat().st_size > 10_000
+    assert set(numbers["success"]) == {f"{o}x p={p}" for o in (1, 5) for p in (0, 1, 2)}
