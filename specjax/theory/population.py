@@ -27,10 +27,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from specjax import engine as train
 from specjax.core import networks
 from specjax.core.networks import Params
+from specjax.errors import SpecjaxError
 from specjax.theory import closed_forms as theory
 
 Array = jax.Array
@@ -63,7 +65,7 @@ class FlowRecord(NamedTuple):
 
 
 def record_trajectory(
-    time: Array, students: Params, teacher: Params, data_std: Array = 1.0, keep_students: bool = False
+    time: Array, students: Params, teacher: Params, data_std: Array, keep_students: bool = False
 ) -> FlowRecord:
     """:class:`FlowRecord` of a sequence of students (e.g. SGD snapshots or ODE states).
 
@@ -239,6 +241,47 @@ def make_population_flow(
 # SGD on finite data next to the population flow.
 
 
+#: Largest rise of the flow's loss between records, relative to its initial loss, that
+#: :func:`make_sgd_flow_comparison` tolerates (rounding); the exact flow's loss never rises (it is a gradient flow).
+FLOW_LOSS_RISE_RTOL = 1e-8
+
+
+class FlowDivergenceError(SpecjaxError):
+    """The integrated population flow is not a descent: its loss rose between records (the RK4 step is too large)."""
+
+
+def check_flow_descends(time: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Host-side check of a recorded flow; returns ``loss`` unchanged.
+
+    Args:
+      time: ``(..., T)`` record times; must increase strictly (a learning rate of 0 gives a constant time axis).
+      loss: ``(..., T)`` the flow's population loss at those times.
+
+    Raises:
+      FlowDivergenceError: the time axis does not increase, or the loss rises between two records by more than
+        :data:`FLOW_LOSS_RISE_RTOL` times the initial loss.
+    """
+    time, loss = np.asarray(time), np.asarray(loss)
+    time = np.broadcast_to(time, np.broadcast_shapes(time.shape, loss.shape))
+    if not np.all(np.diff(time, axis=-1) > 0):
+        raise FlowDivergenceError(
+            "SGD-vs-flow: record times must increase (learning rate > 0 and steps_per_record > 0); "
+            f"got times {time.reshape(-1, time.shape[-1])[0].tolist()}"
+        )
+    flat_time, flat_loss = time.reshape(-1, time.shape[-1]), loss.reshape(-1, loss.shape[-1])
+    rise = np.diff(flat_loss, axis=-1) - FLOW_LOSS_RISE_RTOL * np.abs(flat_loss[:, :1])
+    rise = np.where(np.isnan(rise), np.inf, rise)  # NaN counts as a rise
+    if np.any(rise > 0):
+        run, record = np.unravel_index(np.argmax(rise), rise.shape)
+        raise FlowDivergenceError(
+            "SGD-vs-flow: the population flow's loss increases between records "
+            f"(run {run}: {flat_loss[run, record]:.6g} at t={flat_time[run, record]:.6g} -> "
+            f"{flat_loss[run, record + 1]:.6g} at t={flat_time[run, record + 1]:.6g}); the RK4 step is too large "
+            "for this field: raise flow_steps_per_record"
+        )
+    return loss
+
+
 class SgdFlowComparison(NamedTuple):
     """One run trained by SGD and the population flow from its initial student, on one time axis.
 
@@ -300,8 +343,15 @@ def make_sgd_flow_comparison(
         default of 10 RK4 steps per record of 100+ SGD steps let the "flow" loss rise and stall at 0.015-0.63.)
       keep_students: keep parameter snapshots in both records.
 
+    Returns:
+      ``compare(hp, key)``. ``hp.lr`` must be positive (no default: the time axis is :math:`\\eta\\cdot` steps).
+      When the result is computed, :func:`check_flow_descends` runs on the host on the flow's loss: under ``jit``
+      its :class:`FlowDivergenceError` reaches the caller wrapped in a ``jax.errors.JaxRuntimeError`` that
+      carries its message.
+
     Raises:
       ValueError: ``spec`` is outside the closed form's setting.
+      FlowDivergenceError: (when ``compare`` runs) the flow's loss rose between records, or ``hp.lr <= 0``.
     """
     _check_comparable(spec)
     if flow_steps_per_record is None:
@@ -326,6 +376,14 @@ def make_sgd_flow_comparison(
             record_trajectory, teacher=teacher, data_std=hp.data_std, keep_students=keep_students
         )
         flow = record(flow_time, flow_states)
-        return SgdFlowComparison(time, steps, record(time, students), flow, teacher)
+        # The check runs on the host after the integration, under jit and vmap too (the loss passes through it).
+        checked = jax.pure_callback(
+            check_flow_descends,
+            jax.ShapeDtypeStruct(flow.loss.shape, flow.loss.dtype),
+            time,
+            flow.loss,
+            vmap_method="expand_dims",
+        )
+        return SgdFlowComparison(time, steps, record(time, students), flow._replace(loss=checked), teacher)
 
     return compare
