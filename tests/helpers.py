@@ -160,3 +160,21 @@ def assert_groups_close(a: dict, b: dict, rtol: float, atol: float) -> None:
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
         else:
             np.testing.assert_allclose(a[k], b[k], rtol=rtol, atol=atol, err_msg=k)
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    """Every array of ``results/*.npz`` and the whole of ``summary.json`` are bit-identical."""
+    import numpy as np
+
+    from specjax import store
+
+    names = sorted(p.name for p in (a / "results").glob("*.npz"))
+    assert names and names == sorted(p.name for p in (b / "results").glob("*.npz"))
+    for name in names:
+        x, y = store.load_npz(a / "results" / name), store.load_npz(b / "results" / name)
+        assert sorted(x) == sorted(y), name
+        for k in x:
+            assert x[k].dtype == y[k].dtype and x[k].shape == y[k].shape, (name, k)
+            np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name}:{k}", strict=True)
+            assert x[k].tobytes() == y[k].tobytes(), f"{name}:{k} differs in its bits (NaN payload or -0.0)"
+    assert (a / "summary.json").read_bytes() == (b / "summary.json").read_bytes()

@@ -10,37 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT, TINY, assert_same_results, tiny_config
 
 from specjax import store, sweep
 from specjax.engine import make_mesh
 from specjax.sweep.progress import format_duration
-
-try:
-    from helpers import ROOT, TINY, assert_same_results, tiny_config
-except ImportError:  # tests/helpers.py not there yet
-    import importlib.util
-
-    ROOT = Path(__file__).resolve().parents[1]
-    TINY = ROOT / "experiments" / "configs" / "tiny.py"
-
-    def tiny_config(**overrides):
-        spec = importlib.util.spec_from_file_location("tiny_config", TINY)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        cfg = module.get_config()
-        for k, v in overrides.items():
-            cfg[k] = v
-        return cfg
-
-    def assert_same_results(a: Path, b: Path) -> None:
-        names = sorted(p.name for p in (a / "results").glob("*.npz"))
-        assert names and names == sorted(p.name for p in (b / "results").glob("*.npz"))
-        for name in names:
-            x, y = store.load_npz(a / "results" / name), store.load_npz(b / "results" / name)
-            assert sorted(x) == sorted(y), name
-            for k in x:
-                assert x[k].tobytes() == y[k].tobytes() and x[k].dtype == y[k].dtype, f"{name}:{k}"
-        assert (a / "summary.json").read_bytes() == (b / "summary.json").read_bytes()
 
 
 def small(**overrides):

@@ -17,43 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT, TINY, assert_same_results, small_config, snapshot
 
-from specjax import store
-from specjax import sweep
-from specjax.sweep import checkpoint
+from specjax import store, sweep
 from specjax.engine import make_mesh
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "experiments" / "configs" / "tiny.py"
+from specjax.sweep import checkpoint
 
 # One shape group; 2 polarities x 2 learning rates x 3 seeds; 4 epochs x 50 steps in chunks of 2 steps, so the
 # sweep writes 100 checkpoints and a kill lands mid-sweep.
 CLI_OVERRIDES = ("--config.over_realization=(2,)", "--config.chunk_steps=2")
 TOTAL_CHUNKS = 4 * 50 // 2
-
-
-def tiny_config(**overrides):
-    spec = importlib.util.spec_from_file_location("tiny_config", TINY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config()
-    for k, v in overrides.items():
-        cfg[k] = v
-    return cfg
-
-
-def assert_same_results(a: Path, b: Path) -> None:
-    """Every array of ``results/*.npz`` and the whole of ``summary.json`` are bit-identical."""
-    names = sorted(p.name for p in (a / "results").glob("*.npz"))
-    assert names and names == sorted(p.name for p in (b / "results").glob("*.npz"))
-    for name in names:
-        x, y = store.load_npz(a / "results" / name), store.load_npz(b / "results" / name)
-        assert sorted(x) == sorted(y), name
-        for k in x:
-            assert x[k].dtype == y[k].dtype and x[k].shape == y[k].shape, (name, k)
-            np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name}:{k}", strict=True)
-            assert x[k].tobytes() == y[k].tobytes(), f"{name}:{k} differs in its bits (NaN payload or -0.0)"
-    assert (a / "summary.json").read_bytes() == (b / "summary.json").read_bytes()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -181,13 +154,6 @@ def interrupt_after(lines: int):
     return progress
 
 
-def small_config(**overrides):
-    """One shape group, 2 learning rates x 2 seeds, 4 epochs in chunks of 25 steps; with the 4-device mesh, the same
-    compiled program as the determinism and divergence tests (programs are shared within a process)."""
-    base = dict(over_realization=(1,), teacher_polarity=(0.0,), seeds=2, epochs=4, chunk_steps=25, runs_per_block=2)
-    return tiny_config(**(base | overrides))
-
-
 @pytest.fixture(scope="module")
 def mesh():
     return make_mesh(4)
@@ -231,12 +197,6 @@ def test_checkpoint_interval_limits_writes_and_is_not_part_of_the_identity(tmp_p
     assert any(line.startswith("resuming checkpoints/group0_wave0.npz: at chunk 0/8") for line in lines), lines
     assert saved == list(range(1, 9))
     assert_same_results(reference[0], wd)
-
-
-def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {
-        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
-    }
 
 
 def test_workdir_of_another_config_is_refused_and_untouched(reference, mesh):
