@@ -42,8 +42,9 @@ def main(argv: list[str]) -> None:
     from absl import flags
 
     from specjax import enable_float64, store
-    from specjax.bench.measure import BenchOptions, run_bench
+    from specjax.bench.measure import BenchOptions
     from specjax.bench.report import print_table
+    from specjax.bench.suite import run_bench
 
     if len(argv) > 1:
         raise StoreError(f"unexpected argument(s) {argv[1:]}")
