@@ -1,6 +1,6 @@
 """Cost of the issue-3 analyses on a 640-run two-layer sweep, relative to the sweep's training time.
 
-The README sweep of the paper (THEORY.md section 7) at ``m = 20``: ``d = 100``, ``C = 50``, ``N_eval = 10000``,
+The README sweep of the paper (docs/theory.md §7) at ``m = 20``: ``d = 100``, ``C = 50``, ``N_eval = 10000``,
 ``over_realization`` 1, 2, 5, 10 (``n = 20 ... 200``), 160 runs per width (640 in all), ``10^5`` SGD steps of batch 16
 per run. For each width this script builds one block of runs with the engine (:class:`specjax.engine.run.Program`), times
 ``--train-steps`` training steps and each analysis vmapped over the block (after compiling), and extrapolates both to

@@ -39,7 +39,7 @@ MATMUL_PRECISIONS = ("highest", "high", "default")
 
 
 def default_config() -> ml_collections.ConfigDict:
-    """All fields with the paper's two-layer defaults (THEORY.md section 7, ``recon_two_layer.py``)."""
+    """All fields with the paper's two-layer defaults (docs/theory.md §7, ``recon_two_layer.py``)."""
     c = ml_collections.ConfigDict()
     # Problem.
     c.teacher = "two_layer"  # 'two_layer' (recon_two_layer.py) or 'deep' (recon_multilayer.py)

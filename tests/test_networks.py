@@ -1,4 +1,4 @@
-"""Networks: shapes, activations, and the SGD gradient identity dJ/dW_l = -f_{l-1} g_l^T (THEORY.md section 1)."""
+"""Networks: shapes, activations, and the SGD gradient identity dJ/dW_l = -f_{l-1} g_l^T (docs/theory.md §1)."""
 
 import jax
 import jax.numpy as jnp

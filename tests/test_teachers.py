@@ -1,4 +1,4 @@
-"""Teacher and student construction as in THEORY.md section 7."""
+"""Teacher and student construction as in docs/theory.md §7."""
 
 import jax
 import jax.numpy as jnp

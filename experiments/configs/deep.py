@@ -1,4 +1,4 @@
-"""The paper's deep experiment (Fig. 8; THEORY.md section 7, recon_multilayer.py).
+"""The paper's deep experiment (Fig. 8; docs/theory.md §7, recon_multilayer.py).
 
 Teacher 50-75-100-125 (input to output) on d=20, 100 outputs, x ~ N(0, 10^2 I); 10x student; plain SGD, batch 64 from
 200000 training points (3125 steps per epoch), lr 0.2 for epochs 0-19 then 0.1; PyTorch's MSE loss convention;

@@ -1,4 +1,4 @@
-"""The paper's two-layer sweep (Figs. 7, 9, 10; THEORY.md section 7, recon_two_layer.py README sweep).
+"""The paper's two-layer sweep (Figs. 7, 9, 10; docs/theory.md §7, recon_two_layer.py README sweep).
 
 d=100, m=20, C=50, over-realization 1,2,5,10 x polarity 0..2.5 x 32 seeds; SGD lr 0.01, batch 16 from a fixed set of
 10000 training points; 10000 eval points; x ~ N(0, 1.5^2 I); 100 epochs x 1000 steps; float64.

@@ -1,4 +1,4 @@
-"""Input distributions, finite training sets and minibatches (THEORY.md section 7).
+"""Input distributions, finite training sets and minibatches (docs/theory.md §7).
 
 A run's data are a pure function of its key: a finite training set (the paper's default, sampled with replacement
 each step), or fresh samples every step when ``n_train == 0``; and a separate evaluation set. Batch ``t`` of a run is

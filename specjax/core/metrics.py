@@ -1,4 +1,4 @@
-"""Specialization metrics on activations (THEORY.md section 3).
+"""Specialization metrics on activations (docs/theory.md §3).
 
 All functions are pure ``jax.numpy`` and work under ``jit``/``vmap``; leading axes (runs, evaluations) are added by
 the caller with ``vmap`` or broadcast naturally where stated.
@@ -12,7 +12,7 @@ import numpy as np
 
 Array = jax.Array
 
-#: Correlation thresholds at which the reference code counts matches (THEORY.md section 3).
+#: Correlation thresholds at which the reference code counts matches (docs/theory.md §3).
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 #: The paper's "matched" criterion (Fig. 9 success rate): best correlation above 0.95.
 MATCH_THRESHOLD = 0.95

@@ -1,4 +1,4 @@
-"""Pure-functional fully connected networks (THEORY.md section 1).
+"""Pure-functional fully connected networks (docs/theory.md §1).
 
 A layer is a pair ``(W, b)`` with ``W`` of shape ``(fan_in, fan_out)`` -- column ``k`` of ``W`` is node ``k``'s
 incoming filter, as in the paper's :math:`W_l=[w_{l,1},\\dots,w_{l,n_l}]` -- and ``b`` of shape ``(fan_out,)``, or
@@ -214,7 +214,7 @@ def widths(params: Params) -> tuple[int, ...]:
 
 
 def fan_out_norms(params: Params) -> tuple[Array, ...]:
-    """Per hidden layer, each node's fan-out weight norm :math:`\\|v_k\\|` (THEORY.md section 3).
+    """Per hidden layer, each node's fan-out weight norm :math:`\\|v_k\\|` (docs/theory.md §3).
 
     The fan-out of hidden node ``k`` in layer ``l`` is row ``k`` of ``W_{l+1}`` (bias excluded). For the two-layer
     net this is exactly the y-axis of the paper's Fig. 7.

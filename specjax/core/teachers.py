@@ -1,4 +1,4 @@
-"""The paper's teachers and students (THEORY.md sections 3 and 7).
+"""The paper's teachers and students (docs/theory.md §3 and §7).
 
 Every constructor is a pure function of a PRNG key and array-valued settings (``teacher_polarity``, ``init_scale``,
 ...), so it can be vmapped over seeds and settings. Shapes are fixed by the integer arguments. Parameters use the
@@ -17,7 +17,7 @@ from specjax.core.networks import RELU, Activation, Params, dense
 
 Array = jax.Array
 
-#: The nine weight values of ``init_separate_w`` (THEORY.md section 7: hard-coded before commit ``b06abfb``).
+#: The nine weight values of ``init_separate_w`` (docs/theory.md §7: hard-coded before commit ``b06abfb``).
 WEIGHT_CHOICES = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
 LAST_TEACHER_INIT = ("none", "helpful", "adversarial")
 
@@ -70,7 +70,7 @@ def two_layer_teacher(
     use_bias: bool = True,
     dtype=jnp.float32,
 ) -> Params:
-    """The two-layer paper teacher of ``recon_two_layer.py`` (THEORY.md section 7).
+    """The two-layer paper teacher of ``recon_two_layer.py`` (docs/theory.md §7).
 
     * Layer 1: ``m`` pairwise-distinct filters from :data:`WEIGHT_CHOICES`, each normalised to unit norm
       (bias excluded); all hidden biases ``teacher_bias`` (-0.1).
@@ -111,7 +111,7 @@ def deep_teacher(
     use_bias: bool = True,
     dtype=jnp.float32,
 ) -> Params:
-    """The deep paper teacher of ``recon_multilayer.py`` (THEORY.md section 7, "Teacher construction").
+    """The deep paper teacher of ``recon_multilayer.py`` (docs/theory.md §7, "Teacher construction").
 
     1. Every layer's node filters come from :func:`distinct_choice_vectors`; biases :math:`U(-0.5, 0.5)`.
     2. Polarity (``Model.prioritize``): in every layer above the first, the fan-in weight from lower node ``i`` is
@@ -202,7 +202,7 @@ def steer_to_last_teacher(student: Params, teacher: Params, mode: str) -> Params
       (angle 0, the best start).
     * ``'adversarial'``: every student filter with a positive component along the last teacher filter is reflected
       across that filter's orthogonal hyperplane, so every student starts at an obtuse angle to it -- the slow worst
-      case of THEORY.md section 5 ("Worst case: slow convergence").
+      case of docs/theory.md §5 ("Worst case: slow convergence").
     * ``'none'``: unchanged.
     """
     if mode == "none":

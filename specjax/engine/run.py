@@ -3,7 +3,7 @@
 A *run* is a pure function of a :class:`Spec` (static: everything that fixes shapes or code paths), its
 :class:`Hparams` (array-valued: teacher polarity, learning rate, data std, ...) and its seed key:
 
-* :func:`init_run` builds the teacher, the data and the student (THEORY.md section 7);
+* :func:`init_run` builds the teacher, the data and the student (docs/theory.md §7);
 * :func:`train_steps` runs ``n`` SGD steps with ``lax.scan`` (batch of step ``t`` from ``fold_in(batch_key, t)``,
   drawn for the whole chunk up front; gradient by :func:`loss_and_grad`; optax update; divergence freezing);
 * :func:`evaluate` computes the evaluation record on device (loss, teacher x student correlations, fan-out norms).
@@ -161,7 +161,7 @@ class Hparams(NamedTuple):
         return cls(**{f: jnp.full((runs,), merged[f], dt) for f in cls._fields})
 
 
-#: The paper's values of the swept fields (THEORY: section 7's two-layer experiment); the config's defaults.
+#: The paper's values of the swept fields (docs/theory.md §7's two-layer experiment); the config's defaults.
 HPARAM_DEFAULTS = {
     "teacher_polarity": 0.0,
     "lr": 0.01,
@@ -311,7 +311,7 @@ def loss_fn(spec: Spec, student: networks.Params, x: Array, y: Array) -> Array:
 
 
 def loss_and_grad(spec: Spec, student: networks.Params, x: Array, y: Array) -> tuple[Array, networks.Params]:
-    """:func:`loss_fn` and its gradient by hand-written backpropagation (THEORY.md section 1).
+    """:func:`loss_fn` and its gradient by hand-written backpropagation (docs/theory.md §1).
 
     With :math:`f_0=x`, :math:`z_l=f_{l-1}W_l+b_l`, :math:`f_l=\\sigma(z_l)` and output :math:`f_L`, the error
     signal at the output is :math:`\\delta_L=(f_L-y)/B` (``'half_sse'``) or :math:`2(f_L-y)/(BC)` (``'mse'``); then
@@ -396,7 +396,7 @@ def train_steps(
 
     Step ``t`` uses the batch :func:`data.minibatch` draws from ``fold_in(batch_key, t)`` (rows drawn for the whole
     chunk up front by :func:`chunk_batch_indices`; the full training set for ``'gd'``), the gradient of
-    :func:`loss_fn` (:func:`loss_and_grad`, equal to THEORY.md section 1's :math:`-f_{l-1}g_l^\\top`), and the optax
+    :func:`loss_fn` (:func:`loss_and_grad`, equal to docs/theory.md §1's :math:`-f_{l-1}g_l^\\top`), and the optax
     update. A non-finite loss or gradient freezes the run at its last finite state and records ``diverged_at``.
     """
     tx = make_optimizer(spec, hp)
@@ -449,7 +449,7 @@ def train_steps(
 
 
 def evaluate(spec: Spec, state: RunState, data: data_lib.Dataset) -> EvalRecord:
-    """Evaluation record of one run on its evaluation set (THEORY.md section 3 quantities)."""
+    """Evaluation record of one run on its evaluation set (docs/theory.md §3 quantities)."""
     out, hidden = networks.forward(state.student, data.x_eval, spec.activation)
     r = data.y_eval - out
     eval_loss, eval_mse = networks.residual_loss(r, spec.loss), networks.residual_loss(r, "mse")

@@ -1,4 +1,4 @@
-"""Closed forms for the two-layer ReLU net under spherical Gaussian input (THEORY.md sections 5 and 6).
+"""Closed forms for the two-layer ReLU net under spherical Gaussian input (docs/theory.md §5 and §6).
 
 Setting: input :math:`x\\sim N(0,s^2I_d)` (``s = data_std``), a bias-free hidden layer and an optional output bias.
 The student is :math:`f(x)=\\sum_jv_j\\sigma(w_j^\\top x)+c` and the teacher
@@ -6,7 +6,7 @@ The student is :math:`f(x)=\\sum_jv_j\\sigma(w_j^\\top x)+c` and the teacher
 :mod:`specjax.core.networks` a net is ``((W1 (d, n), None), (W2 (n, C), c (C,) or None))``: column ``j`` of ``W1`` is
 :math:`w_j` and row ``j`` of ``W2`` is :math:`v_j`.
 
-With :math:`\\theta=\\angle(a,b)` and :math:`\\bar a=a/\\|a\\|` (THEORY.md section 6 table):
+With :math:`\\theta=\\angle(a,b)` and :math:`\\bar a=a/\\|a\\|` (docs/theory.md §6 table):
 
 * :math:`P(a^\\top x>0,b^\\top x>0)=(\\pi-\\theta)/2\\pi`;
 * :math:`\\mathbb E\\sigma(a^\\top x)=s\\|a\\|/\\sqrt{2\\pi}` and
@@ -17,7 +17,7 @@ With :math:`\\theta=\\angle(a,b)` and :math:`\\bar a=a/\\|a\\|` (THEORY.md secti
   =\\frac{s^2}{2\\pi}[(\\pi-\\theta)b+\\|b\\|\\sin\\theta\\,\\bar a]`
   (Theorem 6's :math:`A_{jk}w_k`).
 
-Numerics (THEORY.md section 6 note). :math:`\\arccos` has an infinite derivative at :math:`\\pm1`, so the naive
+Numerics (docs/theory.md §6 note). :math:`\\arccos` has an infinite derivative at :math:`\\pm1`, so the naive
 kernel gives NaN gradients on the diagonal and for co-linear pairs. Here (i) cosines are clipped to ``[-1, 1]``;
 (ii) every angle goes through a double ``where`` (:func:`angle_from_cos`), and every norm and quotient through
 :func:`safe_norm`/:func:`_safe_divide`, so no branch ever sees an argument whose derivative is infinite;
@@ -124,7 +124,7 @@ def _kernel_profile_jvp(primals, tangents):
 
 
 def overlap_coefficient(theta: Array) -> Array:
-    """Overlap coefficient of THEORY.md section 5 (Lotka-Volterra form), elementwise on any shape.
+    """Overlap coefficient of docs/theory.md §5 (Lotka-Volterra form), elementwise on any shape.
 
     :math:`\\kappa(\\theta)=\\frac{\\sin\\theta+(\\pi-\\theta)\\cos\\theta}{2\\pi}\\in[0,\\tfrac12]`, so that
     :math:`K(a,b)=s^2\\|a\\|\\|b\\|\\kappa(\\theta)`.
@@ -133,7 +133,7 @@ def overlap_coefficient(theta: Array) -> Array:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The table of THEORY.md section 6.
+# The table of docs/theory.md §6.
 
 
 def prob_both_active(a: Array, b: Array) -> Array:
@@ -248,14 +248,14 @@ def weighted_kernel_gradients(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Population loss and gradient of the two-layer net (THEORY.md section 6).
+# Population loss and gradient of the two-layer net (docs/theory.md §6).
 
 
 def _unpack(params: Params, name: str) -> tuple[Array, Array, Array | None]:
     (hidden_weights, hidden_bias), (fan_out, output_bias) = params
     if hidden_bias is not None:
         raise ValueError(
-            f"{name}: the closed forms need a bias-free hidden layer (THEORY.md section 6); "
+            f"{name}: the closed forms need a bias-free hidden layer (docs/theory.md §6); "
             "use Monte Carlo for hidden biases"
         )
     return hidden_weights, fan_out, output_bias
@@ -272,7 +272,7 @@ def _output_bias_gap(student_bias: Array | None, teacher_bias: Array | None, out
 
 
 def population_loss(student: Params, teacher: Params, data_std: Array = 1.0) -> Array:
-    """Population loss :math:`J=\\tfrac12\\mathbb E\\|f^*(x)-f(x)\\|^2` under :math:`N(0,s^2I)` (THEORY.md section 6).
+    """Population loss :math:`J=\\tfrac12\\mathbb E\\|f^*(x)-f(x)\\|^2` under :math:`N(0,s^2I)` (docs/theory.md §6).
 
     .. math:: J=\\tfrac12\\Big[\\sum_{kk'}v^{*\\top}_kv^*_{k'}K^*_{kk'}-2\\sum_{jk}v_j^\\top v^*_kK(w_j,w^*_k)
               +\\sum_{jj'}v_j^\\top v_{j'}K_{jj'}\\Big]+\\Delta c^\\top\\Big(\\sum_kv^*_k\\bar f^*_k
@@ -299,7 +299,7 @@ def population_loss(student: Params, teacher: Params, data_std: Array = 1.0) -> 
 
 
 def population_negative_gradient(student: Params, teacher: Params, data_std: Array = 1.0) -> Params:
-    """:math:`-\\nabla J` of :func:`population_loss`, in the form of Eqn 9 (THEORY.md section 6).
+    """:math:`-\\nabla J` of :func:`population_loss`, in the form of Eqn 9 (docs/theory.md §6).
 
     .. math:: -\\partial_{w_j}J=\\sum_k(v_j^\\top v^*_k)M(w_j,w^*_k)-\\sum_k(v_j^\\top v_k)M(w_j,w_k)
               +(v_j^\\top\\Delta c)\\,s\\,\\bar w_j/\\sqrt{2\\pi}
@@ -340,7 +340,7 @@ def population_negative_gradient(student: Params, teacher: Params, data_std: Arr
 
 
 def population_residue(student: Params, teacher: Params, data_std: Array = 1.0) -> Array:
-    """Per-node residue :math:`R_j=\\mathbb E[x\\,\\mathbb I_j\\,r^\\top]` in closed form (Eqn 6, THEORY.md section 5).
+    """Per-node residue :math:`R_j=\\mathbb E[x\\,\\mathbb I_j\\,r^\\top]` in closed form (Eqn 6, docs/theory.md §5).
 
     .. math:: R_j=\\sum_kM(w_j,w^*_k)v^{*\\top}_k-\\sum_kM(w_j,w_k)v_k^\\top+\\mathbb E[x\\mathbb I_j]\\Delta c^\\top,
 
@@ -364,7 +364,7 @@ def population_residue(student: Params, teacher: Params, data_std: Array = 1.0) 
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Theorem 7, the worst-case angle equation and the Lotka-Volterra form (THEORY.md section 5).
+# Theorem 7, the worst-case angle equation and the Lotka-Volterra form (docs/theory.md §5).
 
 
 def node_growth_rate(student: Params, teacher: Params, data_std: Array = 1.0) -> Array:
@@ -423,7 +423,7 @@ def worst_case_angle_rate(
     teacher_fan_out: Array,
     data_std: Array = 1.0,
 ) -> Array:
-    """One student, one teacher, no bias, ``C = 1`` (THEORY.md section 5, "Worst case"):
+    """One student, one teacher, no bias, ``C = 1`` (docs/theory.md §5, "Worst case"):
 
     .. math:: \\dot\\theta=-\\frac{s^2\\,v\\,v^*\\|w^*\\|}{2\\pi\\|w\\|}(\\pi-\\theta)\\sin\\theta.
 
@@ -449,7 +449,7 @@ def lotka_volterra_rate(
     teacher_weight_norms: Array,
     data_std: Array = 1.0,
 ) -> Array:
-    """Competitive Lotka-Volterra form of balanced dynamics (no bias, ``C = 1``; THEORY.md section 5).
+    """Competitive Lotka-Volterra form of balanced dynamics (no bias, ``C = 1``; docs/theory.md §5).
 
     .. math:: \\dot q_j=2s^2\\zeta_jq_j\\Big[\\sum_kv^*_k\\|w^*_k\\|\\kappa(\\theta^*_{jk})
               -\\sum_k\\zeta_k\\kappa(\\theta_{jk})q_k\\Big],\\qquad q_j=\\|w_j\\|^2=v_j^2.

@@ -1,4 +1,4 @@
-"""Lemma 1, the recursive gradient rule, vectorised over samples (THEORY.md section 2).
+"""Lemma 1, the recursive gradient rule, vectorised over samples (docs/theory.md §2).
 
 Define top-down, with bias augmentation (hats),
 
@@ -170,7 +170,7 @@ def lemma1_errors(student: Params, teacher: Params, x: Array, activation: Activa
 def backprop_errors(student: Params, teacher: Params, x: Array, activation: Activation = RELU) -> tuple[Array, ...]:
     """Backpropagated errors by the direct recursion :math:`g_L=f^*_L-f_L`, :math:`g_{l-1}=D_{l-1}W_lg_l`.
 
-    :math:`g_l=-\\partial J_x/\\partial z_l` with :math:`J_x=\\tfrac12\\|f^*_L(x)-f_L(x)\\|^2` (THEORY.md section 1).
+    :math:`g_l=-\\partial J_x/\\partial z_l` with :math:`J_x=\\tfrac12\\|f^*_L(x)-f_L(x)\\|^2` (docs/theory.md §1).
 
     Args:
       x: ``(..., d)``.
