@@ -1,4 +1,4 @@
-"""Exact population gradient flow (specjax.theory.population) against the theory it should obey (Tian 2020 Sec. 5; docs/theory.md §5-6).
+"""Exact population gradient flow (specjax.theory.population) against the theory (Tian 2020; docs/theory.md §5-6).
 
 Tolerances are stated per assertion: conservation laws are checked through their drift's dependence on the step
 (RK4: ~dt^4, GD: ~eta), adaptive integration at rtol 1e-10 to 1e-7, Theorem 7's identity to 1e-8 (relative).
