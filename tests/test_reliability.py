@@ -1,6 +1,7 @@
 """A sweep's data can be trusted: checkpoints tied to their sweep, overwrite of linked folders, waves of hundreds
 of blocks, signals at any moment, and truthful ETAs."""
 
+import json
 import os
 import signal
 import subprocess
@@ -151,3 +152,36 @@ def test_sigint_and_sigterm_at_any_moment_exit_cleanly_and_resume_bit_identicall
     final = subprocess.run(command(wd), capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert final.returncode == 0, final.stderr[-2000:]
     assert_same_results(reference, wd)
+
+
+def test_load_results_checks_every_field_and_array_against_the_schema(tmp_path):
+    wd = tmp_path / "wd"
+    sweep.run_sweep(small(), wd, progress=None, mesh=make_mesh(1))
+    config_json, results = wd / "config.json", wd / "results" / "group0.npz"
+    good_config, good_results = config_json.read_bytes(), results.read_bytes()
+
+    held = json.loads(good_config)
+    held["config"]["seeds"] = "two"
+    config_json.write_text(json.dumps(held))
+    with pytest.raises(store.StoreError, match=r"config\.json: config\.seeds: .two. is of type str"):
+        sweep.load_results(wd)
+    held["config"]["seeds"], held["config"]["over_realization"] = 2, {"a": 1}
+    config_json.write_text(json.dumps(held))
+    with pytest.raises(store.StoreError, match=r"config\.json: .*over_realization"):
+        sweep.load_results(wd)
+    config_json.write_bytes(good_config)
+
+    arrays = store.load_npz(results)
+    for name, bad, pattern in (
+        ("eval_loss", arrays["eval_loss"][:, :1], r"array 'eval_loss' has shape \(2, 1, 3\)"),
+        ("diverged_at", arrays["diverged_at"].astype(np.float64), r"array 'diverged_at' .* dtype float64"),
+        ("best_teacher_corr_l1", arrays["best_teacher_corr_l1"][..., :2], r"array 'best_teacher_corr_l1' has shape"),
+    ):
+        store.save_npz(results, {**arrays, name: bad})
+        with pytest.raises(store.StoreError, match=rf"group0\.npz: {pattern}"):
+            sweep.load_results(wd)
+    store.save_npz(results, {k: v for k, v in arrays.items() if k != "corr_l1"})
+    with pytest.raises(store.StoreError, match=r"group0\.npz: missing array 'corr_l1'"):
+        sweep.load_results(wd)
+    results.write_bytes(good_results)
+    assert sweep.load_results(wd).arrays[0]["eval_loss"].shape == (2, 2, 3)
