@@ -185,3 +185,20 @@ def test_load_results_checks_every_field_and_array_against_the_schema(tmp_path):
         sweep.load_results(wd)
     results.write_bytes(good_results)
     assert sweep.load_results(wd).arrays[0]["eval_loss"].shape == (2, 2, 3)
+
+
+def test_library_inputs_that_cannot_be_satisfied_are_refused_naming_the_argument():
+    import jax
+    import jax.numpy as jnp
+
+    from specjax.core import teachers
+    from specjax.theory import reports
+
+    with pytest.raises(ValueError, match=r"count: 20 pairwise-distinct .* dim=1 .* only 8 exist"):
+        teachers.two_layer_teacher(jax.random.key(0), 1, 20, 3, 0.0)  # looped on the device forever before
+    teacher = teachers.two_layer_teacher(jax.random.key(0), 5, 3, 2, 0.0)
+    student = teachers.gaussian_student(jax.random.key(1), (5, 6, 2), 0.1, True)
+    with pytest.raises(ValueError, match=r"student_index: \[7\] out of range; the student layer has 6 nodes"):
+        reports.pair_geometry(teacher, student, jnp.array([0, 1, 7]))
+    traced = jax.jit(reports.pair_geometry)(teacher, student, jnp.array([0, 1, 7]))
+    assert np.isnan(traced.weight_angle[2]) and np.isfinite(traced.weight_angle[:2]).all()

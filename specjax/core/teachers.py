@@ -33,7 +33,17 @@ def distinct_choice_vectors(
 
     Returns:
       ``(count, dim)`` array.
+
+    Raises:
+      ValueError: fewer than ``count`` distinct non-zero vectors exist (``count > len(choices)**dim - 1``; a teacher
+        layer of ``count`` nodes over ``dim`` inputs), which would make the redraw loop run forever.
     """
+    available = len(choices) ** dim - 1 if dim < 32 else None  # 9**32 exceeds any array size
+    if available is not None and count > available:
+        raise ValueError(
+            f"count: {count} pairwise-distinct non-zero vectors of length dim={dim} cannot be drawn from "
+            f"{len(choices)} weight values (only {available} exist): a teacher layer of {count} nodes needs more inputs"
+        )
     table = jnp.asarray(choices, dtype)
 
     def draw(k):

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from specjax.core import metrics
 from specjax.core.networks import RELU, Activation, Params, forward
@@ -54,12 +55,22 @@ def pair_geometry(teacher: Params, student: Params, student_index: Array) -> Pai
 
     Returns:
       :class:`PairGeometry` with ``(m,)`` arrays.
+
+    Raises:
+      ValueError: (concrete ``student_index`` only) an entry outside ``-1 .. n-1``. Under ``jit``/``vmap`` such an
+        entry gives NaN, never another student's geometry.
     """
     (teacher_weights, teacher_bias), (weights, bias) = teacher[0], student[0]
+    n = weights.shape[-1]
+    if not isinstance(student_index, jax.core.Tracer):
+        bad = np.asarray(student_index)
+        bad = bad[(bad < -1) | (bad >= n)]
+        if bad.size:
+            raise ValueError(f"student_index: {bad.tolist()} out of range; the student layer has {n} nodes (-1 = none)")
     dtype = weights.dtype
     teacher_bias = jnp.zeros(teacher_weights.shape[-1:], dtype) if teacher_bias is None else teacher_bias
     bias = jnp.zeros(weights.shape[-1:], dtype) if bias is None else bias
-    valid = student_index >= 0
+    valid = (student_index >= 0) & (student_index < n)
     chosen = jnp.where(valid, student_index, 0)
     matched_weights, matched_bias = weights[:, chosen], bias[chosen]  # (d, m), (m,)
     teacher_norm = jnp.linalg.norm(teacher_weights, axis=0)
