@@ -76,7 +76,10 @@ def initialize(
         return False
     import jax
 
-    jax.config.update("jax_enable_recoverability", True)
+    try:  # survivors of a dead process keep running (and stop cleanly) instead of being aborted by the runtime
+        jax.config.update("jax_enable_recoverability", True)
+    except AttributeError:  # older JAX: the runtime aborts them itself after the heartbeat timeout
+        pass
     explicit = {}
     if coordinator_address:
         if num_processes is None or process_id is None:
@@ -123,6 +126,8 @@ class Watchdog:
 
     def _run(self) -> None:
         client = _client()
+        if not hasattr(client, "get_live_nodes"):  # older JAX: its own heartbeat aborts the survivors
+            return
         everyone = list(range(self.count))
         while not self.stopped.wait(self.poll_s):
             try:
