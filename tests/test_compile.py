@@ -80,3 +80,12 @@ def test_no_recompilation_after_the_first_chunk_of_each_shape_group():
     whole = sweep.run_sweep(cfg, None, progress=None, mesh=make_mesh(1))
     for a, b in zip(split.arrays, whole.arrays, strict=True):
         assert_groups_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_a_shape_group_compiles_three_programs():
+    """init (keys derived inside), train and evaluate: nothing else is compiled per group (14 programs for two groups
+    before the keys and inputs moved into the init program; 6 now)."""
+    cfg = tiny_config(d=7, lr=(0.1,), epochs=1, chunk_steps=25, runs_per_block=2, snapshot_epochs=())
+    with CompileCounter() as counter:
+        sweep.run_sweep(cfg, None, progress=None, mesh=make_mesh(1))
+    assert counter.count == 3 * len(cfg.over_realization)

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from specjax.engine.run import Spec, evaluate, init_run, train_steps
+from specjax.engine.run import Spec, evaluate, init_run, seed_key, train_steps
 
 
 class Program:
@@ -20,6 +20,10 @@ class Program:
     Every argument and result has a leading runs axis whose length must be a multiple of the number of devices
     in ``mesh``; it is sharded over the mesh axis ``'runs'``. Each function compiles once per distinct runs-axis
     length (keep blocks a fixed size to avoid recompiling).
+
+    ``init(hp, keys)`` builds runs from their keys; ``init_seeds(hp, seed_index, base_seed)`` from seed indices,
+    deriving each key (:func:`~specjax.engine.run.seed_key`) inside the program, which saves the sweep the small
+    programs that derive keys and convert inputs on the device (the same keys, so the same numbers).
 
     Args:
       spec: static settings.
@@ -34,6 +38,12 @@ class Program:
         runs = NamedSharding(self.mesh, PartitionSpec("runs"))
         self.sharding = runs
         self.init = jax.jit(jax.vmap(functools.partial(init_run, spec)), out_shardings=runs)
+        self.init_seeds = jax.jit(
+            jax.vmap(
+                lambda hp, seed_index, base_seed: init_run(spec, hp, seed_key(base_seed, seed_index)), (0, 0, None)
+            ),
+            out_shardings=runs,
+        )
         self.train = jax.jit(
             jax.vmap(functools.partial(train_steps, spec, self.chunk_steps)), out_shardings=runs, donate_argnums=(0,)
         )

@@ -11,9 +11,10 @@ A *run* is a pure function of a :class:`Spec` (static: everything that fixes sha
 The fast path (hand-written backpropagation, batch rows drawn per chunk, the evaluation correlation in one product)
 and its measurements are described in docs/performance.md; each piece is tested equal to the plain version.
 
-:class:`specjax.engine.program.Program` jit-compiles these once per :class:`Spec`, vmapped over a leading *runs* axis and sharded over the
-devices of a 1-D mesh (axis ``'runs'``). Runs never interact, so a run's numbers do not depend on the other runs in
-its block, on the block size, on the chunk length or on the device count. Example (research code)::
+:class:`specjax.engine.program.Program` jit-compiles these once per :class:`Spec`, vmapped over a leading *runs*
+axis and sharded over the devices of a 1-D mesh (axis ``'runs'``). Runs never interact, so a run's numbers do not
+depend on the other runs in its block, on the chunk length or on the device count (evaluation numbers can change in
+the last bit with the number of runs per device; see docs/design.md). Example (research code)::
 
     spec = Spec.from_config(cfg, over_realization=5)
     program = Program(spec, chunk_steps=1000)

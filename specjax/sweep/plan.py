@@ -18,12 +18,11 @@ import dataclasses
 import math
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from specjax import config as config_lib
-from specjax.engine import Hparams, Spec, flops_per_step, seed_key
+from specjax.engine import Hparams, Spec, flops_per_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,21 +206,21 @@ def snapshot_epochs(cfg: ml_collections.ConfigDict) -> np.ndarray:
     return np.array(sorted({0, cfg.epochs, *cfg.snapshot_epochs}))
 
 
-def run_inputs(cfg: ml_collections.ConfigDict, plan: GroupPlan, runs: range) -> tuple[Hparams, jax.Array]:
-    """Hparams and seed keys of padded run indices ``runs``.
+def run_inputs(cfg: ml_collections.ConfigDict, plan: GroupPlan, runs: range) -> tuple[Hparams, np.ndarray]:
+    """Hparams and seed indices of padded run indices ``runs``, as host (NumPy) arrays.
 
     Run ``r`` is setting ``r // seeds`` and seed ``r % seeds``; padding (``r >= plan.runs``) repeats run 0 (a share's
-    padding may also train real runs past its end; they are dropped like padding).
+    padding may also train real runs past its end; they are dropped like padding). The run's key is
+    ``seed_key(cfg.seed, seed_index)`` (:meth:`specjax.engine.Program.init_seeds` derives it on the device).
 
     Returns:
-      ``(hp, keys)``: :class:`~specjax.engine.Hparams` of ``(len(runs),)`` arrays and ``(len(runs),)`` keys.
+      ``(hp, seed_index)``: :class:`~specjax.engine.Hparams` of ``(len(runs),)`` arrays and ``(len(runs),)`` int32.
     """
     idx = np.array([r if r < plan.runs else 0 for r in runs])
     setting_idx, seed_idx = idx // plan.seeds, idx % plan.seeds
-    dt = plan.spec.float_dtype
-    hp = Hparams(*(jnp.asarray([plan.settings[s][f] for s in setting_idx], dt) for f in range(len(Hparams._fields))))
-    keys = jax.vmap(seed_key, (None, 0))(cfg.seed, jnp.asarray(seed_idx, jnp.int32))
-    return hp, keys
+    dt = np.dtype(plan.spec.dtype)
+    hp = Hparams(*(np.asarray([plan.settings[s][f] for s in setting_idx], dt) for f in range(len(Hparams._fields))))
+    return hp, seed_idx.astype(np.int32)
 
 
 #: Per-run-step overhead of the ETA's cost model, in FLOP-equivalents. Fitted to the paper's float64 two-layer

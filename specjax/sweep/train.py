@@ -80,8 +80,8 @@ def build_blocks(cfg, plan: GroupPlan, program: Program, runs: range) -> list[Bl
     """Initialises every block of a wave (teacher, data, student and optimiser state) from the run inputs."""
 
     def init(blk: range):
-        hp, keys = program.place(run_inputs(cfg, plan, blk))
-        return (blk, hp, *program.init(hp, keys))
+        hp, seed_index = program.place(run_inputs(cfg, plan, blk))
+        return (blk, hp, *program.init_seeds(hp, seed_index, np.uint32(cfg.seed)))
 
     return [Block(*b) for b in bounded(functools.partial(init, blk) for blk in plan.blocks(runs))]
 
