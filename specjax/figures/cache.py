@@ -28,12 +28,12 @@ import numpy as np
 from specjax import config as config_lib
 from specjax import store
 from specjax.errors import FigureError, StoreError
+from specjax.sweep.progress import ProgressFn
 
 SCALES = ("test", "small", "paper")
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 #: The lock file of a results folder, held while its results are computed.
 LOCK_NAME = ".compute.lock"
-ProgressFn = Callable[[str], None] | None
 T = TypeVar("T")
 
 #: Arrays a population results file must hold (:func:`population_results`).
@@ -180,7 +180,7 @@ def compute_or_load(
     return Cached(value, directory, total, True)
 
 
-def sweep_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn) -> Cached:
+def sweep_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn | None) -> Cached:
     """The finished sweep of ``cfg`` in ``directory`` (a :class:`specjax.sweep.SweepResult`), run or resumed if
     unfinished; read back through :func:`specjax.sweep.load_results` (every array checked against the schema)."""
     from specjax import sweep
@@ -203,7 +203,7 @@ def _load_arrays(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]
     return arrays
 
 
-def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn) -> Cached:
+def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn | None) -> Cached:
     """SGD vs the exact population flow for ``cfg.seeds`` runs
     (:func:`specjax.theory.population.make_sgd_flow_comparison`), cached in ``directory/results.npz``.
 
@@ -258,7 +258,7 @@ def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress
     )
 
 
-def conv_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn) -> Cached:
+def conv_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn | None) -> Cached:
     """:func:`specjax.realdata.experiment.run_conv_experiment` for ``cfg`` (seed ``cfg.seed``), cached in
     ``directory/results.npz``; arrays as that function documents (at least :data:`CONV_ARRAYS`)."""
     from specjax.realdata import experiment as realdata

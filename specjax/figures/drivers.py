@@ -16,7 +16,8 @@ import ml_collections
 import numpy as np
 
 from specjax.figures import numbers as figure_numbers
-from specjax.figures.cache import Cached, ProgressFn, conv_results, population_results, sweep_results
+from specjax.figures.cache import Cached, conv_results, population_results, sweep_results
+from specjax.sweep.progress import ProgressFn
 from specjax.sweep.schema import key
 
 #: Fig. 12's "matched" threshold (the paper's success criterion).
@@ -105,7 +106,7 @@ def _over(arrays: dict[str, np.ndarray]) -> str:
     return f"{int(arrays['over_realization'])}x"
 
 
-def figure7(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn) -> DriverOutput:
+def figure7(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None) -> DriverOutput:
     """Fig. 7, the L-shape: best teacher correlation vs fan-out norm of every student, per polarity and width."""
     from specjax.figures import plots
 
@@ -123,7 +124,7 @@ def figure7(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progr
     return DriverOutput(paths, {"l_shape": stats}, LShapeData(arrays), cached)
 
 
-def figure9(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn) -> DriverOutput:
+def figure9(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None) -> DriverOutput:
     """Fig. 9: success rate per teacher node at the end and early (:func:`specjax.figures.plots.early_epoch`)."""
     from specjax.figures import plots
 
@@ -148,7 +149,9 @@ def figure9(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progr
     return DriverOutput(paths, numbers, SuccessData(arrays, summary, early), cached)
 
 
-def figure10(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn) -> DriverOutput:
+def figure10(
+    cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None
+) -> DriverOutput:
     """Fig. 10: :math:`\\log_{10}` of ``eval_mse`` (mean over samples and outputs) over epochs."""
     from specjax.figures import plots
 
@@ -172,7 +175,9 @@ def figure10(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, prog
     return DriverOutput(paths, numbers, LossData(arrays, means, stds), cached)
 
 
-def figure11(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn) -> DriverOutput:
+def figure11(
+    cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None
+) -> DriverOutput:
     """Fig. 11, focus shifting: each student's correlation to each teacher node over iterations."""
     from specjax.figures import plots_dynamics
 
@@ -194,7 +199,9 @@ def figure11(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, prog
     return DriverOutput(paths, numbers, FocusData(corr, epochs, strength, shifts), cached)
 
 
-def figure12(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn) -> DriverOutput:
+def figure12(
+    cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None
+) -> DriverOutput:
     """Fig. 12, strong teachers first: each teacher's best correlation over iterations against its strength."""
     from specjax.figures import plots_dynamics
 
@@ -220,7 +227,7 @@ def figure12(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, prog
     return DriverOutput(paths, numbers, ProgressData(best, strength, epochs, first, polarities), cached)
 
 
-def figure8(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn) -> DriverOutput:
+def figure8(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None) -> DriverOutput:
     """Fig. 8, the deep L-shape: per layer, best correlation vs :math:`\\sqrt{\\mathbb E_x\\beta_{kk}}` per epoch."""
     from specjax.figures import plots_dynamics
 
@@ -293,7 +300,9 @@ def figure_population(
     return DriverOutput(paths, numbers, PopulationData(results, sgd_cos, flow_cos), cached)
 
 
-def figure13(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn) -> DriverOutput:
+def figure13(
+    cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None
+) -> DriverOutput:
     """Fig. 13 (real data) through :func:`specjax.realdata.experiment.run_conv_experiment`, plotted by
     :func:`specjax.realdata.plot.plot_figure13`."""
     from specjax.realdata import plot as plots_realdata

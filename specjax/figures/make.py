@@ -29,7 +29,8 @@ import ml_collections
 from specjax import store
 from specjax.errors import FigureError, StoreError
 from specjax.figures import drivers
-from specjax.figures.cache import SCALES, ProgressFn, jsonable, load_config, plain_config
+from specjax.figures.cache import SCALES, jsonable, load_config, plain_config
+from specjax.sweep.progress import ProgressFn
 
 __all__ = ["FIGURES", "SCALES", "FigureError", "FigureOutput", "load_config", "make_figure", "variant_suffix"]
 
