@@ -5,6 +5,7 @@ Names, axes and dtypes follow :mod:`specjax.sweep.schema`.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from specjax import config as config_lib
@@ -65,12 +66,16 @@ def record_eval(history: History, record, student, stats, cfg, is_snapshot: bool
                 history.append(key("student_b", l), b)
 
 
-def wave_result(history: History, teachers: list, diverged_at: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """A wave's history with the runs axis first, plus its teachers' parameters and ``diverged_at``.
+def wave_result(
+    history: History, teachers: list, diverged_at: list[np.ndarray], states: list | None = None
+) -> dict[str, np.ndarray]:
+    """A wave's history with the runs axis first, plus its teachers' parameters, ``diverged_at`` and the runs' final
+    states (``final_state_<i>``, one array per :class:`~specjax.engine.RunState` leaf).
 
     Args:
       teachers: per block, the teacher parameters (host arrays, leading runs axis).
       diverged_at: per block, ``(block,)`` int arrays.
+      states: per block, the final :class:`~specjax.engine.RunState` (host arrays, leading runs axis).
     """
     out = {k: np.moveaxis(v, 0, 1) for k, v in history.stacked().items()}
     for l in range(len(teachers[0])):
@@ -78,6 +83,9 @@ def wave_result(history: History, teachers: list, diverged_at: list[np.ndarray])
         if teachers[0][l][1] is not None:
             out[key("teacher_b", l + 1)] = np.concatenate([t[l][1] for t in teachers])
     out["diverged_at"] = np.concatenate(diverged_at)
+    if states is not None:
+        for i, leaves in enumerate(zip(*(jax.tree.leaves(s) for s in states), strict=True)):
+            out[key("final_state", i)] = np.concatenate([np.asarray(leaf) for leaf in leaves])
     return out
 
 

@@ -10,14 +10,18 @@ Axis names: ``setting`` (S, the swept grid), ``seed`` (N), ``eval`` (E evaluatio
 snapshot epochs), ``corr_eval`` (the epochs of the full correlation matrices: snapshots, or every evaluation with
 ``record_corr='all'``), ``teacher``/``student`` (the nodes of hidden layer ``l``: ``m_l``/``n_l``),
 ``teacher_in``/``student_in`` (the layer below: ``d`` for ``l = 1``) and ``teacher_out``/``student_out`` (nodes of
-layer ``l`` including the output layer).
+layer ``l`` including the output layer), ``leaf`` (the axes of one leaf of a run's final
+:class:`~specjax.engine.RunState`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from specjax.errors import StoreError
@@ -31,7 +35,8 @@ class ArraySpec:
       name: the key (per-layer arrays: the base name, stored as ``<name>_l<l>``).
       axes: axis names (see the module docstring).
       kind: NumPy dtype kind: ``'f'`` float, ``'i'`` integer, ``'U'`` text.
-      layers: ``None`` (not per layer), ``'hidden'`` (``l = 1 .. L-1``) or ``'weights'`` (``l = 1 .. L``).
+      layers: ``None`` (not per layer), ``'hidden'`` (``l = 1 .. L-1``), ``'weights'`` (``l = 1 .. L``) or
+        ``'leaves'`` (one array per leaf of a run's :class:`~specjax.engine.RunState`, named ``<name>_<i>``).
       meaning: what the values are, with units.
       bias: only recorded when the networks have biases.
     """
@@ -62,6 +67,14 @@ ARRAYS: tuple[ArraySpec, ...] = (
     ArraySpec("teacher_W", (*S_N, "teacher_in", "teacher_out"), "f", "weights", "teacher weights"),
     ArraySpec("teacher_b", (*S_N, "teacher_out"), "f", "weights", "teacher biases", bias=True),
     ArraySpec("diverged_at", S_N, "i", meaning="step at which the run diverged and was frozen, -1 if never"),
+    ArraySpec(
+        "final_state",
+        (*S_N, "leaf"),
+        "",
+        "leaves",
+        "leaf i (jax.tree.leaves order) of the run's final RunState: student, optimiser state, step, diverged_at; "
+        "a grown sweep continues from it (kind per leaf)",
+    ),
     ArraySpec("over_realization", (), "i", meaning="student width multiple of the group"),
     ArraySpec("sweep_id", (), "U", meaning="identity hash of the sweep that wrote the file"),
 )
@@ -69,7 +82,7 @@ SPECS = {a.name: a for a in ARRAYS}
 
 
 def key(name: str, layer: int | None = None) -> str:
-    """The array name: ``name`` or, per layer (from 1), ``f"{name}_l{layer}"``.
+    """The array name: ``name`` or, per layer (from 1), ``f"{name}_l{layer}"``; per state leaf ``f"{name}_{leaf}"``.
 
     Raises:
       KeyError: ``name`` is not in the schema, or a per-layer array is asked without a layer (or vice versa).
@@ -77,7 +90,36 @@ def key(name: str, layer: int | None = None) -> str:
     spec = SPECS[name]
     if (spec.layers is None) != (layer is None):
         raise KeyError(f"{name}: {'needs' if spec.layers else 'takes no'} layer number")
-    return name if layer is None else f"{name}_l{int(layer)}"
+    if layer is None:
+        return name
+    return f"{name}_{int(layer)}" if spec.layers == "leaves" else f"{name}_l{int(layer)}"
+
+
+@functools.lru_cache(maxsize=32)
+def state_leaves(spec) -> tuple[tuple[tuple[int, ...], str], ...]:
+    """Shape and dtype kind of each leaf of one run's :class:`~specjax.engine.RunState` (no runs axis), traced
+    with :func:`jax.eval_shape` (nothing computed).
+
+    Args:
+      spec: the group's :class:`~specjax.engine.Spec`.
+    """
+    from specjax.core import teachers
+    from specjax.engine.run import HPARAM_DEFAULTS, Hparams, RunState, make_optimizer
+
+    def state():
+        dt = spec.float_dtype
+        student = teachers.gaussian_student(jax.random.key(0), spec.student_widths, 1.0, spec.use_bias, dt)
+        hp = Hparams(*(jnp.asarray(HPARAM_DEFAULTS[f], dt) for f in Hparams._fields))
+        step = jnp.zeros((), jnp.int32)
+        return RunState(student, make_optimizer(spec, hp).init(student), step, step)
+
+    return tuple((tuple(a.shape), np.dtype(a.dtype).kind) for a in jax.tree.leaves(jax.eval_shape(state)))
+
+
+def has_final_states(arrays) -> bool:
+    """Whether a group's arrays keep the runs' final states (sweeps written before they were kept do not: they load,
+    but cannot grow)."""
+    return key("final_state", 0) in arrays
 
 
 def expected_shapes(cfg, plan) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -98,6 +140,10 @@ def expected_shapes(cfg, plan) -> dict[str, tuple[tuple[int, ...], str]]:
     for a in ARRAYS:
         if a.bias and not spec.use_bias:
             continue
+        if a.layers == "leaves":
+            for i, (leaf, kind) in enumerate(state_leaves(spec)):
+                out[key(a.name, i)] = ((sizes["setting"], sizes["seed"], *leaf), kind)
+            continue
         layers = {None: [None], "hidden": range(1, len(teacher) - 1), "weights": range(1, len(teacher))}[a.layers]
         for l in layers:
             dims = dict(sizes)
@@ -113,10 +159,15 @@ def expected_shapes(cfg, plan) -> dict[str, tuple[tuple[int, ...], str]]:
 def check_group_arrays(path: Path, arrays: dict[str, np.ndarray], cfg, plan, sweep: str | None) -> None:
     """Checks a group's arrays against the schema (every key, shape and dtype kind) and the sweep identity.
 
+    The ``final_state_<i>`` arrays may be absent all together (results written before they were kept).
+
     Raises:
       StoreError: naming ``path`` and the first array that is missing, of the wrong shape or dtype, or foreign.
     """
+    final = has_final_states(arrays)
     for name, (shape, kind) in expected_shapes(cfg, plan).items():
+        if name.startswith("final_state_") and not final:
+            continue  # written before final states were kept: loads, cannot grow
         if name not in arrays:
             raise StoreError(f"{path}: missing array {name!r}")
         a = arrays[name]

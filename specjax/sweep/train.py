@@ -19,7 +19,7 @@ import numpy as np
 
 from specjax.core import metrics
 from specjax.engine import ChunkStats, Hparams, Program, RunState, Spec
-from specjax.sweep import checkpoint, distribute, signals
+from specjax.sweep import checkpoint, signals
 from specjax.sweep.plan import GroupPlan, run_inputs, snapshot_epochs, step_cost
 from specjax.sweep.progress import Progress
 from specjax.sweep.record import History, record_eval, wave_result
@@ -163,7 +163,7 @@ def train_wave(
         timed = True
         _warm.add(program)
         done = chunks_done == total_chunks
-        interrupted = signals.requested() or distribute.stop_requested()
+        interrupted = signals.requested()
         if ckpt is not None and (done or interrupted or time.monotonic() - last_checkpoint >= cfg.checkpoint_every_s):
             save(done)
             last_checkpoint = time.monotonic()
@@ -172,7 +172,6 @@ def train_wave(
                 f"{where} epoch {epoch}/{cfg.epochs} | {len(plan.trained)} runs", _status(history, blocks, len(runs))
             )
         signals.check()
-        distribute.check()
     return _result(history, blocks)
 
 
@@ -192,8 +191,8 @@ def _status(history: History, blocks: list[Block], n: int) -> str:
 
 
 def _result(history: History, blocks: list[Block]) -> dict[str, np.ndarray]:
-    teachers, diverged = jax.device_get(([b.teacher for b in blocks], [b.state.diverged_at for b in blocks]))
-    return wave_result(history, teachers, diverged)
+    teachers, states = jax.device_get(([b.teacher for b in blocks], [b.state for b in blocks]))
+    return wave_result(history, teachers, [s.diverged_at for s in states], states)
 
 
 __all__ = ["MAX_IN_FLIGHT", "Block", "bounded", "build_blocks", "cached_program", "train_wave"]
