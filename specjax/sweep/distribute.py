@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from specjax.errors import SweepError
+from specjax.sweep import signals
 
 #: Seconds a survivor may take to reach a safe point after a peer died before it exits anyway.
 STOP_GRACE_S = 120.0
@@ -33,24 +34,6 @@ EXIT_PEER_LOST = 3
 
 class PeerLost(SweepError):
     """Another process of a multi-controller sweep stopped; re-running the same commands on every process resumes."""
-
-
-class _State:
-    failure: str | None = None
-
-
-_state = _State()
-
-
-def stop_requested() -> bool:
-    """Whether a peer process died (the training loop checkpoints and stops at its next safe point)."""
-    return _state.failure is not None
-
-
-def check() -> None:
-    """Raises :class:`PeerLost` if a peer process died."""
-    if _state.failure is not None:
-        raise PeerLost(_state.failure)
 
 
 def initialize(
@@ -136,13 +119,14 @@ class Watchdog:
                 live = {} if self.index else {0: 0}
             dead = [i for i in everyone if i not in live]
             if dead:
-                _state.failure = (
+                failure = (
                     f"process(es) {', '.join(map(str, dead))} of {self.count} stopped (no heartbeat); this process "
                     "stops at its next checkpoint; re-run the same commands on every process to resume"
                 )
-                self.emit(_state.failure)
+                signals.request_stop(PeerLost(failure))  # the training loop checkpoints and raises it
+                self.emit(failure)
                 if not self.stopped.wait(STOP_GRACE_S):
-                    print(f"{_state.failure}; exiting without a safe point", file=sys.stderr, flush=True)
+                    print(f"{failure}; exiting without a safe point", file=sys.stderr, flush=True)
                     os._exit(EXIT_PEER_LOST)
                 return
 
@@ -150,13 +134,13 @@ class Watchdog:
 def _wait_key(client, key: str, what: str) -> str:
     """Waits for ``key`` in the key-value store, checking for a dead peer every second."""
     while True:
-        check()
+        signals.check()
         try:
             return client.blocking_key_value_get(key, 1000)
         except Exception as e:  # noqa: BLE001 -- a timeout (poll again) or a lost coordinator
             if "DEADLINE_EXCEEDED" not in str(e) and "timed out" not in str(e).lower():
                 time.sleep(1)
-                check()
+                signals.check()
                 first = str(e).splitlines()[0]
                 raise PeerLost(f"distributed: lost the coordinator while waiting for {what} ({first})") from None
 
@@ -216,4 +200,4 @@ def run_processes(cfg, workdir: str | Path, *, overwrite: bool = False, progress
     return result
 
 
-__all__ = ["EXIT_PEER_LOST", "PeerLost", "Watchdog", "check", "initialize", "run_processes", "stop_requested"]
+__all__ = ["EXIT_PEER_LOST", "PeerLost", "Watchdog", "initialize", "run_processes"]

@@ -26,7 +26,7 @@ from specjax.sweep.plan import GroupPlan, assign_shards, is_accelerator, plan_gr
 from specjax.sweep.progress import ProgressFn
 from specjax.sweep.record import group_arrays
 from specjax.sweep.run import check_runtime, local_mesh, train_groups
-from specjax.sweep.summary import SweepResult, load_results, summarize
+from specjax.sweep.summary import SweepResult, load_results, missing_shards, summarize
 from specjax.sweep.workdir import WorkdirLock, check_workdir_path, prepare_workdir, sweep_id
 
 #: Seconds a shard waits for the workdir-wide lock (held for a moment by another shard preparing or merging).
@@ -74,20 +74,6 @@ def is_done(workdir: Path, shard: tuple[int, int], ident: str) -> bool:
     if held != ident:
         raise StoreError(f"{path}: marks a shard of another sweep (identity {held}, this sweep is {ident}); delete it")
     return True
-
-
-def missing_shards(workdir: str | Path) -> str | None:
-    """Which shards of a sharded sweep have not finished, as a sentence; ``None`` if the workdir has no shards."""
-    folder = Path(workdir) / "checkpoints"
-    counts = sorted({int(p.name.split("of")[1]) for p in folder.glob("shard*of*") if p.is_dir()})
-    parts = []
-    for n in counts:
-        missing = [i for i in range(n) if not (folder / f"shard{i}of{n}" / "done.json").exists()]
-        if missing:
-            parts.append(f"shard(s) {', '.join(map(str, missing))} of {n} have not finished")
-        else:
-            parts.append(f"all {n} shards finished but their results were not merged (re-run any shard)")
-    return "; ".join(parts) or None
 
 
 @contextlib.contextmanager

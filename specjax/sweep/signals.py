@@ -27,20 +27,32 @@ class Interrupted(KeyboardInterrupt):
 
 class _Pending:
     signum: int | None = None
+    error: Exception | None = None
 
 
 _pending = _Pending()
 
 
+def request_stop(error: Exception) -> None:
+    """Asks the training loop to stop at its next safe point and raise ``error`` there (for example a peer process
+    of a multi-controller sweep died: :class:`specjax.sweep.distribute.PeerLost`)."""
+    _pending.error = error
+
+
 def check() -> None:
-    """Raises :class:`Interrupted` if SIGINT or SIGTERM arrived since :func:`deferred` began."""
+    """Raises :class:`Interrupted` if SIGINT or SIGTERM arrived since :func:`deferred` began, or the error of a
+    :func:`request_stop`."""
     if _pending.signum is not None:
         signum, _pending.signum = _pending.signum, None
         raise Interrupted(signum)
+    if _pending.error is not None:
+        error, _pending.error = _pending.error, None
+        raise error
 
 
 def requested() -> bool:
-    return _pending.signum is not None
+    """Whether the loop should checkpoint and stop at its next safe point."""
+    return _pending.signum is not None or _pending.error is not None
 
 
 @contextlib.contextmanager

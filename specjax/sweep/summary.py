@@ -123,8 +123,6 @@ def load_results(workdir: str | Path) -> SweepResult:
     workdir = Path(workdir)
     cfg, ident = load_config(workdir)
     if not (workdir / "summary.json").exists():
-        from specjax.sweep.shards import missing_shards  # shards imports this module
-
         missing = missing_shards(workdir)
         if missing:
             raise StoreError(f"{workdir}: the sharded sweep is unfinished: {missing}")
@@ -144,3 +142,17 @@ def load_results(workdir: str | Path) -> SweepResult:
             f"{workdir / 'summary.json'}: holds {len(summary['groups'])} groups, the config has {expected}"
         )
     return SweepResult(cfg, arrays, summary, workdir)
+
+
+def missing_shards(workdir: str | Path) -> str | None:
+    """Which shards of a sharded sweep have not finished, as a sentence; ``None`` if the workdir has no shards."""
+    folder = Path(workdir) / "checkpoints"
+    counts = sorted({int(p.name.split("of")[1]) for p in folder.glob("shard*of*") if p.is_dir()})
+    parts = []
+    for n in counts:
+        missing = [i for i in range(n) if not (folder / f"shard{i}of{n}" / "done.json").exists()]
+        if missing:
+            parts.append(f"shard(s) {', '.join(map(str, missing))} of {n} have not finished")
+        else:
+            parts.append(f"all {n} shards finished but their results were not merged (re-run any shard)")
+    return "; ".join(parts) or None
