@@ -30,8 +30,17 @@ def shard_dir(workdir: Path, shard: tuple[int, int]) -> Path:
     return workdir / "checkpoints" / f"shard{shard[0]}of{shard[1]}"
 
 
+def grow_dir(workdir: Path) -> Path:
+    """``workdir/checkpoints/grow``: a grown sweep's copy of the sweep it grew from (``from/``) and its checkpoints
+    (:mod:`specjax.sweep.grow`)."""
+    return workdir / "checkpoints" / "grow"
+
+
 def checkpoint_path(workdir: Path, plan: GroupPlan, wave: int) -> Path:
-    """``workdir/checkpoints/group<g>_wave<w>.npz``; a shard's in its :func:`shard_dir`."""
+    """``workdir/checkpoints/group<g>_wave<w>.npz``; a shard's in its :func:`shard_dir`; a grown sweep's
+    ``checkpoints/grow/group<g>_<stage>_wave<w>.npz``."""
+    if plan.stage is not None:
+        return grow_dir(workdir) / f"group{plan.index}_{plan.stage}_wave{wave}.npz"
     folder = workdir / "checkpoints" if plan.shard is None else shard_dir(workdir, plan.shard)
     return folder / f"group{plan.index}_wave{wave}.npz"
 

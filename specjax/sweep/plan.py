@@ -39,6 +39,9 @@ class GroupPlan:
       blocks_per_wave: blocks trained together (bounded by the memory budget).
       share: the runs this plan trains, ``None`` for all (a shard's share, see :func:`assign_shards`).
       shard: ``(shard_index, num_shards)`` of a sharded sweep, ``None`` otherwise (names its checkpoints).
+      order: a grown sweep's runs to train (:mod:`specjax.sweep.grow`): the group's run indices, by position; the
+        plan's blocks and waves then index positions, padding repeats the first. ``None`` otherwise.
+      stage: a grown sweep's ``'continue'`` or ``'fresh'`` runs (names its checkpoints); ``None`` otherwise.
     """
 
     index: int
@@ -50,6 +53,8 @@ class GroupPlan:
     blocks_per_wave: int
     share: range | None = None
     shard: tuple[int, int] | None = None
+    order: tuple[int, ...] | None = None
+    stage: str | None = None
 
     @property
     def runs(self) -> int:
@@ -58,8 +63,16 @@ class GroupPlan:
 
     @property
     def trained(self) -> range:
-        """The runs this plan trains: the share, or the whole group."""
+        """The runs this plan trains: the share, or the whole group (a grown sweep's plan: positions in ``order``)."""
+        if self.order is not None:
+            return range(len(self.order))
         return self.share if self.share is not None else range(self.runs)
+
+    def run_at(self, r: int) -> int:
+        """The group run trained at padded run index (or ``order`` position) ``r``."""
+        if self.order is not None:
+            return self.order[r] if r < len(self.order) else self.order[0]
+        return r if r < self.runs else 0
 
     @property
     def padded_runs(self) -> int:
@@ -210,13 +223,14 @@ def run_inputs(cfg: ml_collections.ConfigDict, plan: GroupPlan, runs: range) -> 
     """Hparams and seed indices of padded run indices ``runs``, as host (NumPy) arrays.
 
     Run ``r`` is setting ``r // seeds`` and seed ``r % seeds``; padding (``r >= plan.runs``) repeats run 0 (a share's
-    padding may also train real runs past its end; they are dropped like padding). The run's key is
+    padding may also train real runs past its end; they are dropped like padding; a grown sweep's plan maps positions
+    through ``plan.order``, :meth:`GroupPlan.run_at`). The run's key is
     ``seed_key(cfg.seed, seed_index)`` (:meth:`specjax.engine.Program.init_seeds` derives it on the device).
 
     Returns:
       ``(hp, seed_index)``: :class:`~specjax.engine.Hparams` of ``(len(runs),)`` arrays and ``(len(runs),)`` int32.
     """
-    idx = np.array([r if r < plan.runs else 0 for r in runs])
+    idx = np.array([plan.run_at(r) for r in runs])
     setting_idx, seed_idx = idx // plan.seeds, idx % plan.seeds
     dt = np.dtype(plan.spec.dtype)
     hp = Hparams(*(np.asarray([plan.settings[s][f] for s in setting_idx], dt) for f in range(len(Hparams._fields))))

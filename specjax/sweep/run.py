@@ -16,7 +16,7 @@ from specjax import config as config_lib
 from specjax import store
 from specjax.core import metrics
 from specjax.errors import ConfigError
-from specjax.sweep import checkpoint, preflight, signals
+from specjax.sweep import checkpoint, grow, preflight, signals
 from specjax.sweep.plan import GroupPlan, is_accelerator, plan_groups, step_cost
 from specjax.sweep.progress import Progress, ProgressFn
 from specjax.sweep.record import History, group_arrays
@@ -89,7 +89,8 @@ def run_sweep(
         if workdir is None:
             return _train_and_summarize(cfg, plans, None, mesh, progress, ident)
         with workdir_lock(workdir):
-            wd = prepare_workdir(cfg, workdir, overwrite, check=lambda w: checkpoint.check_checkpoints(w, plans, ident))
+            check = lambda w: checkpoint.check_checkpoints(w, plans, ident)  # noqa: E731
+            wd = prepare_workdir(cfg, workdir, overwrite, check=check, grow=grow.prepare)
             return _train_and_summarize(cfg, plans, wd, mesh, progress, ident)
 
 
@@ -137,12 +138,14 @@ def train_groups(
     ident: str,
     finish,
     metrics_path: Path | None = None,
+    start=None,
 ) -> list:
     """Trains every wave of every plan (resuming from checkpoints in ``wd``) under ``cfg.matmul_precision``.
 
     Args:
       finish: called with ``(plan, wave results)`` after each group; its results are returned, one per plan.
       metrics_path: the metrics log; default ``wd/metrics.jsonl``.
+      start: a grown sweep's saved states of runs that continue (see :func:`specjax.sweep.train.train_wave`).
     """
     total = sum(p.padded_runs * step_cost(p.spec) for p in plans) * config_lib.total_steps(cfg)
     prog = Progress(total, progress)
@@ -154,7 +157,9 @@ def train_groups(
             program = cached_program(plan.spec, cfg.chunk_steps or interval, mesh)
             prog.start_group()
             waves = [
-                train_wave(cfg, plan, program, w, runs, wd, prog, ident, _metrics_logger(metrics_path, plan, w, prog))
+                train_wave(
+                    cfg, plan, program, w, runs, wd, prog, ident, _metrics_logger(metrics_path, plan, w, prog), start
+                )
                 for w, runs in enumerate(plan.waves)
             ]
             out.append(finish(plan, waves))
@@ -172,7 +177,18 @@ def _train_and_summarize(
             store.save_npz(wd / "results" / f"group{plan.index}.npz", arrays)
         return arrays
 
-    all_arrays = train_groups(cfg, plans, wd, mesh, progress, ident, finish)
+    growth = grow.load_growth(cfg, plans, wd, ident, mesh.devices.size) if wd is not None else None
+    if growth is None:
+        all_arrays = train_groups(cfg, plans, wd, mesh, progress, ident, finish)
+    else:  # a grown sweep: train the continued and fresh runs, then assemble every group
+        for line in growth.describe(plans) if progress is not None else ():
+            progress(line)
+        checkpoint.check_checkpoints(wd, growth.plans, ident)
+        trained = train_groups(cfg, growth.plans, wd, mesh, progress, ident, lambda p, w: w, start=growth.start)
+        all_arrays = []
+        for plan in plans:
+            all_arrays.append(growth.group_arrays(plan, dict(enumerate(trained)), ident))
+            store.save_npz(wd / "results" / f"group{plan.index}.npz", all_arrays[-1])
     summary = summarize(cfg, plans, all_arrays)
     if wd is not None:
         store.save_json(wd / "summary.json", summary)

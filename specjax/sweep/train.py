@@ -96,11 +96,16 @@ def train_wave(
     progress: Progress,
     sweep: str,
     on_eval=None,
+    start=None,
 ) -> dict[str, np.ndarray]:
     """Trains (or resumes) one wave of a group; returns its arrays with the runs axis first.
 
     Args:
       on_eval: called with ``(epoch, history)`` after each evaluation (the metrics log).
+      start: a grown sweep's runs that continue (:mod:`specjax.sweep.grow`): called as ``start(plan, wave, runs)``
+        when the wave has no checkpoint; returns ``None`` or ``(leaves, history, chunks_done)``: the runs' states
+        (one host array per :class:`~specjax.engine.RunState` leaf, leading axis ``len(runs)``), their
+        :class:`History` and the chunks they have trained, which the wave continues.
     """
     blocks = build_blocks(cfg, plan, program, runs)
     interval = cfg.steps_per_epoch * cfg.eval_every
@@ -127,6 +132,12 @@ def train_wave(
         progress.skip(n * chunks_done * chunk * cost)
         if done:
             return _result(history, blocks)
+    elif start is not None and (seeded := start(plan, wave, runs)) is not None:
+        leaves, history, chunks_done = seeded
+        for b in blocks:
+            part = [leaf[b.runs.start - runs.start : b.runs.stop - runs.start] for leaf in leaves]
+            b.state = program.place(jax.tree.unflatten(jax.tree.structure(b.state), part))
+        progress.skip(n * chunks_done * chunk * cost)
 
     def evaluate(stats, epoch):
         records = bounded(functools.partial(program.evaluate, b.state, b.data) for b in blocks)

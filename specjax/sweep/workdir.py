@@ -163,11 +163,17 @@ def _clear(workdir: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def prepare_workdir(cfg: ml_collections.ConfigDict, workdir: str | Path, overwrite: bool, check=None) -> Path:
-    """Makes the workdir ready for ``cfg``: resume, refuse, or (``overwrite``) start fresh; writes ``config.json``.
+def prepare_workdir(
+    cfg: ml_collections.ConfigDict, workdir: str | Path, overwrite: bool, check=None, grow=None
+) -> Path:
+    """Makes the workdir ready for ``cfg``: resume, grow, refuse, or (``overwrite``) start fresh; writes
+    ``config.json``.
 
     * A new or empty folder is used as is.
     * A folder holding ``config.json`` with the same sweep (up to :data:`RESUME_INDEPENDENT_FIELDS`) is resumed.
+    * A folder holding another config that ``grow(workdir, held, wanted)`` accepts (both configs as plain dicts
+      without :data:`RESUME_INDEPENDENT_FIELDS`; it returns whether it prepared the growth, see
+      :mod:`specjax.sweep.grow`) is grown.
     * A folder holding another config, or an unreadable ``config.json``, is refused unless ``overwrite``, which
       removes exactly what a sweep writes (links included; all or nothing) and nothing else.
     * A non-empty folder without ``config.json`` is always refused: it is not a sweep's.
@@ -196,13 +202,13 @@ def prepare_workdir(cfg: ml_collections.ConfigDict, workdir: str | Path, overwri
             held = resume_identity(held if isinstance(held, dict) else None)
         except StoreError as e:
             raise SweepError(f"{e}; use --overwrite to start fresh") from None
-        if held != wanted:
+        if held != wanted and (grow is None or held is None or not grow(workdir, held, wanted)):
             diff = sorted(k for k in set(held or {}) | set(wanted) if (held or {}).get(k) != wanted.get(k))
             raise SweepError(
                 f"{workdir}: holds a sweep with a different config (fields {diff}); "
                 "use another --workdir or --overwrite"
             )
-        if check is not None:
+        if check is not None and held == wanted:
             check(workdir)
     if overwrite:
         _clear(workdir)
