@@ -12,6 +12,7 @@ from helpers import TINY, assert_refusal, assert_same_results, run_module_cases,
 
 from specjax import sweep
 from specjax.engine import make_mesh
+from specjax.sweep import shards
 
 #: The config every in-process test grows from: 1 learning rate x 2 seeds, 2 epochs, 4 runs of the x1 group.
 BEFORE = dict(seeds=2, epochs=2, lr=(0.05,))
@@ -193,6 +194,25 @@ def test_growing_an_unfinished_sweep_is_refused_in_one_line(tmp_path, mesh):
     assert message.startswith(f"{wd}: cannot grow the sweep it holds, it is unfinished or damaged (")
     assert message.endswith("finish it first by re-running its command, or use --overwrite")
     assert snapshot(wd) == before
+
+
+def test_a_sharded_sweep_grows_in_one_process_and_a_sharded_growth_is_refused(tmp_path, fresh, mesh):
+    """A sweep trained as two array-job shards (and merged) grows with the plain command; the grown config given to
+    a shard is refused in one line as another sweep, nothing changed."""
+    wd = tmp_path / "wd"
+    for i in range(2):
+        shards.run_shard(small_config(**BEFORE), wd, 2, i, progress=None, mesh=mesh)
+    after = BEFORE | dict(seeds=3)
+    before = snapshot(wd)
+    with pytest.raises(sweep.SweepError, match=r"different config \(fields \['seeds'\]\)") as e:
+        shards.run_shard(small_config(**after), wd, 2, 0, progress=None, mesh=mesh)
+    assert "\n" not in str(e.value)
+    assert snapshot(wd) == before
+    lines = []
+    sweep.run_sweep(small_config(**after), wd, progress=lines.append, mesh=mesh)
+    assert lines[0] == "[grow x1] 3 runs: 2 reused, 1 trained fresh"
+    assert sorted(p.name for p in (wd / "checkpoints").iterdir()) == ["grow"]  # the shards' folders are gone
+    assert_same_results(fresh(**after), wd)
 
 
 def test_command_line_grows_a_sweep(tmp_path):
