@@ -79,6 +79,14 @@ CASES = {
         2,
         range(3, 5),
     ),
+    # Correlation matrices at every evaluation: epoch 2's are kept, its parameters dropped.
+    "epochs_record_corr_all": (
+        dict(snapshot_epochs=(1,), record_corr="all"),
+        dict(epochs=4),
+        ["[grow x1] 2 runs: 2 continued from epoch 2, 0 trained fresh"],
+        2,
+        range(3, 5),
+    ),
     # Epoch 2 stays a snapshot (tiny.py's snapshot_epochs=(2,)): its entries are kept.
     "epochs_snapshot_kept": (
         {},

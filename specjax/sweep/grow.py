@@ -35,7 +35,7 @@ from specjax.errors import StoreError, SweepError
 from specjax.sweep.checkpoint import grow_dir
 from specjax.sweep.plan import GroupPlan, plan_groups
 from specjax.sweep.record import History, group_arrays
-from specjax.sweep.schema import S_N, SPECS, has_final_states
+from specjax.sweep.schema import S_N, SPECS, has_final_states, key, state_leaves
 from specjax.sweep.summary import SweepResult, load_config, load_results
 from specjax.sweep.workdir import resume_identity
 
@@ -174,22 +174,21 @@ class Growth:
         return lines + ([self.note] if self.note else [])
 
     def start(self, plan: GroupPlan, wave: int, runs: range):
-        """The saved states, history and chunk counter of a ``'continue'`` wave (see
-        :func:`specjax.sweep.train.train_wave`); ``None`` for fresh runs."""
+        """The saved states, history and chunk counter of a ``'continue'`` wave's padded positions ``runs`` (see
+        :func:`specjax.sweep.train.train_wave`); ``None`` for fresh runs.
+
+        The history is the old results' evaluations of the runs; the old last epoch's parameters (and, with
+        ``record_corr='snapshots'``, correlation matrices) are dropped unless that epoch is a snapshot epoch of the
+        new config, as a sweep run with the new config from the start would not have kept them.
+        """
         if plan.stage != "continue":
             return None
-        pairs = [self.sources[plan.index][plan.run_at(r)] for r in runs]
-        g = pairs[0][0]
-        old_plan_seeds = self.old.config.seeds
-        s_idx = np.array([r // old_plan_seeds for _, r in pairs])
-        n_idx = np.array([r % old_plan_seeds for _, r in pairs])
-        a = self.old.arrays[g]
-        leaves = []
-        i = 0
-        while f"final_state_{i}" in a:
-            leaves.append(a[f"final_state_{i}"][s_idx, n_idx])
-            i += 1
         old_cfg = self.old.config
+        g = self.sources[plan.index][plan.order[0]][0]
+        old_runs = np.array([self.sources[plan.index][plan.run_at(r)][1] for r in runs])
+        s_idx, n_idx = old_runs // old_cfg.seeds, old_runs % old_cfg.seeds
+        a = self.old.arrays[g]
+        leaves = [a[key("final_state", i)][s_idx, n_idx] for i in range(len(state_leaves(plan.spec)))]
         # The old last epoch was a snapshot (parameters, correlation matrices); keep it only if it still is one.
         drop = {"snapshot", *(("corr_eval",) if self.cfg.record_corr == "snapshots" else ())}
         drop = drop if old_cfg.epochs not in {0, *self.cfg.snapshot_epochs} else set()
