@@ -14,6 +14,10 @@ def test_readme_library_example_runs():
     arrays = scope["arrays"]
     assert arrays["best_teacher_corr_l1"].shape == (2, 4, 4, 4)
     assert len(scope["result"].summary["groups"]) == 2
+    assert scope["ds"].sizes["teacher_polarity"] == 2 and scope["ds"].sizes["teacher_l1"] == 4
+    assert len(scope["df"]) == 2 * 4 * 4  # settings x seeds x evaluations
+    assert scope["run"].settings["teacher_polarity"] == 2.0 and scope["run"].settings["seed"] == 0
+    assert scope["group"].runs.theorem3.loss_change.shape == (2, 4)
 
 
 def _steps(command: str) -> list[str]:
