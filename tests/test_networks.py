@@ -31,7 +31,9 @@ def test_bias_free_network_has_no_bias_leaves():
     assert len(jax.tree.leaves(params)) == 2
 
 
-def test_float32_default_and_float64_guard():
+def test_dtype_and_activation_names_are_checked():
+    """Known names resolve, unknown ones are refused naming the argument (the float64 guard itself needs a process
+    without x64: tests/test_config.py)."""
     assert networks.resolve_dtype("float32") == jnp.float32
     with pytest.raises(ValueError, match="dtype"):
         networks.resolve_dtype("float16")
