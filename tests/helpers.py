@@ -178,3 +178,52 @@ def assert_same_results(a: Path, b: Path) -> None:
             np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name}:{k}", strict=True)
             assert x[k].tobytes() == y[k].tobytes(), f"{name}:{k} differs in its bits (NaN payload or -0.0)"
     assert (a / "summary.json").read_bytes() == (b / "summary.json").read_bytes()
+
+
+def make_net(seed: int, widths, use_bias: bool = True) -> tuple:
+    """A random net with layer widths ``widths`` from a local seeded NumPy generator (no global state)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return tuple(
+        (jnp.asarray(rng.normal(size=(a, b)) / np.sqrt(a)), jnp.asarray(0.3 * rng.normal(size=b)) if use_bias else None)
+        for a, b in zip(widths[:-1], widths[1:], strict=True)
+    )
+
+
+def gaussian_inputs(count: int, d: int, seed: int = 7):
+    """``(count, d)`` standard normal inputs from a local seeded generator."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(count, d)))
+
+
+def assert_same_sweep_results(a, b) -> None:
+    """Two in-memory :class:`~specjax.sweep.SweepResult`: every array and the whole summary equal bit for bit."""
+    import numpy as np
+
+    assert a.summary == b.summary
+    assert len(a.arrays) == len(b.arrays)
+    for x, y in zip(a.arrays, b.arrays, strict=True):
+        assert x.keys() == y.keys()
+        for k in x:
+            assert x[k].dtype == y[k].dtype and x[k].shape == y[k].shape, k
+            assert np.array_equal(x[k], y[k], equal_nan=x[k].dtype.kind == "f"), k
+
+
+class Interrupt(Exception):
+    """Raised by :func:`interrupt_after`'s progress function to stop a sweep in-process."""
+
+
+def interrupt_after(lines: int, seen: list | None = None):
+    """A progress function that records lines in ``seen`` and raises :class:`Interrupt` at the ``lines``-th."""
+    seen = [] if seen is None else seen
+
+    def progress(line: str) -> None:
+        seen.append(line)
+        if len(seen) >= lines:
+            raise Interrupt(line)
+
+    return progress

@@ -10,24 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import gaussian_inputs, make_net
 
 from specjax.core import networks
 from specjax.theory import reports as analysis
 
 EXACT = 1e-12
-
-
-def make_net(seed, widths, use_bias=True):
-    """Random net, local seeded NumPy generator (no global state)."""
-    rng = np.random.default_rng(seed)
-    return tuple(
-        (jnp.asarray(rng.normal(size=(a, b)) / np.sqrt(a)), jnp.asarray(0.3 * rng.normal(size=b)) if use_bias else None)
-        for a, b in zip(widths[:-1], widths[1:], strict=True)
-    )
-
-
-def inputs(count, d, seed=7):
-    return jnp.asarray(np.random.default_rng(seed).normal(size=(count, d)))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +73,7 @@ def test_hungarian_match_on_an_array_replicated_over_devices():
 def test_node_residues_give_exact_top_layer_gradients(widths):
     """Eqn 6: -dJ/dw_hat_j = R_j v_j and -dJ/dv_j = R_j^T w_hat_j at the top hidden layer (1e-12)."""
     student, teacher = make_net(0, widths[0]), make_net(1, widths[1])
-    x = inputs(300, 5)
+    x = gaussian_inputs(300, 5)
     residues = jax.jit(analysis.node_residues, static_argnums=(3, 4))(student, teacher, x, networks.RELU, 128)
     y = networks.apply(teacher, x)
     grads = jax.jit(jax.grad(networks.squared_error_loss))(student, x, y)
@@ -103,7 +91,7 @@ def test_per_sample_gradient_magnitudes_are_norms_of_per_sample_gradients(widths
     """Per-sample ||dJ_x/dW_hat_l||_F against jax.vmap(jax.grad) of the per-sample loss (bias-free: no [f; 1])."""
     student = make_net(0, widths, use_bias)
     teacher = make_net(1, (widths[0], *(w - 1 for w in widths[1:-1]), widths[-1]), use_bias)
-    x = inputs(40, widths[0])
+    x = gaussian_inputs(40, widths[0])
     magnitudes = jax.jit(analysis.per_sample_gradient_magnitudes, static_argnums=3)(student, teacher, x, activation)
 
     def sample_grad(xi):
@@ -137,7 +125,7 @@ analyze = jax.jit(analysis.analyze_run)
 
 def test_theorem3_report_prunes_dead_unspecialized_students(realising_with_extras):
     teacher, _, exact = realising_with_extras
-    x = inputs(2000, 5)
+    x = gaussian_inputs(2000, 5)
     report = analyze(exact, teacher, x).theorem3
     assert np.asarray(report.unspecialized).tolist() == [False] * 3 + [True] * 4
     np.testing.assert_allclose(report.specialization[:3], 1.0, rtol=0, atol=1e-9)
@@ -153,7 +141,7 @@ def test_theorem3_report_prunes_dead_unspecialized_students(realising_with_extra
 
 def test_theorem3_report_measures_pruning_cost(realising_with_extras):
     teacher, noisy, _ = realising_with_extras
-    x = inputs(2000, 5)
+    x = gaussian_inputs(2000, 5)
     report = analyze(noisy, teacher, x).theorem3
     targets = networks.apply(teacher, x)
     expected = networks.squared_error_loss(noisy, x, targets)
@@ -170,7 +158,7 @@ def test_l_shape_and_analyze_run_vmap_equals_loop(two_layer_nets):
     student, teacher = two_layer_nets
     runs = [student, make_net(11, (5, 7, 3)), make_net(12, (5, 7, 3))]
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *runs)
-    x = inputs(500, 5)
+    x = gaussian_inputs(500, 5)
     batched = jax.jit(jax.vmap(analysis.analyze_run, (0, None, None)))(stacked, teacher, x)
     for r, run in enumerate(runs):
         single = analyze(run, teacher, x)

@@ -8,7 +8,16 @@ import re
 import shutil
 
 import pytest
-from helpers import TINY, assert_refusal, assert_same_results, run_module_cases, small_config, snapshot
+from helpers import (
+    TINY,
+    Interrupt,
+    assert_refusal,
+    assert_same_results,
+    interrupt_after,
+    run_module_cases,
+    small_config,
+    snapshot,
+)
 
 from specjax import sweep
 from specjax.engine import make_mesh
@@ -16,19 +25,6 @@ from specjax.sweep import shards
 
 #: The config every in-process test grows from: 1 learning rate x 2 seeds, 2 epochs, 4 runs of the x1 group.
 BEFORE = dict(seeds=2, epochs=2, lr=(0.05,))
-
-
-class Interrupt(Exception):
-    pass
-
-
-def interrupt_after(lines: int, seen: list):
-    def progress(line: str) -> None:
-        seen.append(line)
-        if len(seen) >= lines:
-            raise Interrupt(line)
-
-    return progress
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, TINY, assert_same_results, small_config, snapshot
+from helpers import ROOT, TINY, Interrupt, assert_same_results, interrupt_after, small_config, snapshot
 
 from specjax import store, sweep
 from specjax.engine import make_mesh
@@ -137,21 +137,6 @@ def test_sigkill_at_random_wall_clock_moments(tmp_path, cli_env, repeat):
 
 # ----------------------------------------------------------------------------------------------------------------
 # In-process: interruption, refusal of another config, overwrite, repair of damaged results.
-
-
-class Interrupt(Exception):
-    pass
-
-
-def interrupt_after(lines: int):
-    seen = []
-
-    def progress(line: str) -> None:
-        seen.append(line)
-        if len(seen) >= lines:
-            raise Interrupt(line)
-
-    return progress
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 GPU/TPU plan (one block per group, no CPU GEMM layout) gives the CPU plan's numbers to rounding."""
 
 import functools
-import importlib.util
 import json
 import os
 import signal
@@ -15,6 +14,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from helpers import assert_same_sweep_results, tiny_config
 
 from specjax import config as config_lib
 from specjax import sweep
@@ -25,27 +25,6 @@ from specjax.sweep.workdir import WorkdirLock, prepare_workdir
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "experiments" / "configs" / "tiny.py"
-
-
-def tiny_config(**overrides):
-    spec = importlib.util.spec_from_file_location("tiny_config_scaleout", TINY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config()
-    for k, v in overrides.items():
-        cfg[k] = v
-    return cfg
-
-
-def assert_same_results(a, b) -> None:
-    """Every array and the whole summary equal bit for bit (NaN where NaN)."""
-    assert a.summary == b.summary
-    assert len(a.arrays) == len(b.arrays)
-    for x, y in zip(a.arrays, b.arrays, strict=True):
-        assert x.keys() == y.keys()
-        for k in x:
-            assert x[k].dtype == y[k].dtype and x[k].shape == y[k].shape, k
-            assert np.array_equal(x[k], y[k], equal_nan=x[k].dtype.kind == "f"), k
 
 
 # Two groups x 2 polarities x 2 lrs x 5 seeds = 40 runs of 4 epochs x 20 steps; d=9: shapes no other test compiles.
@@ -99,8 +78,8 @@ def test_shards_in_any_order_merge_to_the_one_process_results(tmp_path, referenc
     assert shards.run_shard(cfg, wd, 3, 0, progress=lines.append, mesh=two_devices()) is None
     merged = shards.run_shard(cfg, wd, 3, 1, progress=lines.append, mesh=two_devices())
     assert merged is not None
-    assert_same_results(merged, reference)
-    assert_same_results(sweep.load_results(wd), reference)
+    assert_same_sweep_results(merged, reference)
+    assert_same_sweep_results(sweep.load_results(wd), reference)
     assert all(line.startswith("[shard ") for line in lines)
     assert any("merging" in line for line in lines)
     # Re-running a finished shard trains and writes nothing.
@@ -150,7 +129,7 @@ def test_interrupted_shard_resumes_bit_identically(tmp_path, reference):
     merged = shards.run_shard(cfg, wd, 2, 0, progress=lines.append, mesh=two_devices())
     assert any("resuming" in line for line in lines)
     ref = sweep.run_sweep(cfg, None, progress=None, mesh=two_devices())  # chunk_steps differs from `reference`
-    assert_same_results(merged, ref)
+    assert_same_sweep_results(merged, ref)
 
 
 def test_accelerator_plan_gives_the_cpu_numbers():
@@ -220,7 +199,7 @@ def test_two_processes_give_the_one_process_results(tmp_path, reference):
         assert progress and all(line.startswith(f"[process {i}/2] ") for line in progress)
     assert "wrote" in outs[0] and "wrote" not in outs[1]  # process 0 alone writes the shared files
     assert (wd / "success_rate.png").exists()
-    assert_same_results(sweep.load_results(wd), reference)
+    assert_same_sweep_results(sweep.load_results(wd), reference)
 
 
 @pytest.mark.slow
@@ -244,7 +223,7 @@ def test_a_dead_process_stops_the_other_and_rerunning_resumes(tmp_path):
     assert all(p.returncode == 0 for p in procs), outs
     assert "resuming checkpoints/shard1of2/group1_wave0.npz" in outs[1], outs[1]
     cfg = scaleout_config(chunk_steps=2, epochs=12)
-    assert_same_results(sweep.load_results(wd), sweep.run_sweep(cfg, None, progress=None, mesh=two_devices()))
+    assert_same_sweep_results(sweep.load_results(wd), sweep.run_sweep(cfg, None, progress=None, mesh=two_devices()))
 
 
 def test_checkpoint_of_another_shard_is_refused(tmp_path):

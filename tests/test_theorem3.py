@@ -3,24 +3,13 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+from helpers import gaussian_inputs, make_net
 
 from specjax.core import networks
 from specjax.theory import reports, theorem3
 
 EXACT = 1e-12
 hypothesis = jax.jit(theorem3.theorem3_hypothesis, static_argnums=(3, 4))
-
-
-def make_net(seed, widths, use_bias=True):
-    rng = np.random.default_rng(seed)
-    return tuple(
-        (jnp.asarray(rng.normal(size=(a, b)) / np.sqrt(a)), jnp.asarray(0.3 * rng.normal(size=b)) if use_bias else None)
-        for a, b in zip(widths[:-1], widths[1:], strict=True)
-    )
-
-
-def inputs(count, d, seed=7):
-    return jnp.asarray(np.random.default_rng(seed).normal(size=(count, d)))
 
 
 def cancelling_student(teacher, seed=5):
@@ -38,7 +27,7 @@ def cancelling_student(teacher, seed=5):
 def test_two_layer_critical_point_satisfies_hypothesis_and_conclusion():
     teacher = make_net(1, (5, 3, 3))
     student = cancelling_student(teacher)
-    x = inputs(3000, 5)
+    x = gaussian_inputs(3000, 5)
     report = hypothesis(student, teacher, x, networks.RELU, 0)
     m = 3
     assert np.asarray(report.unaligned).tolist() == [False] * m + [True] * 3
@@ -61,7 +50,7 @@ def test_conclusion_residual_of_a_perturbed_pair_is_its_weighted_sum():
     teacher = make_net(1, (5, 3, 3))
     (W, b), (V, c) = cancelling_student(teacher)
     V = V.at[3].multiply(1.1)  # the pair no longer cancels
-    report = hypothesis(((W, b), (V, c)), teacher, inputs(500, 5), networks.RELU, 0)
+    report = hypothesis(((W, b), (V, c)), teacher, gaussian_inputs(500, 5), networks.RELU, 0)
     w_norm = np.linalg.norm(np.concatenate([np.asarray(W), np.asarray(b)[None]]), axis=0)
     expected = np.linalg.norm(w_norm[3] * np.asarray(V[3]) + w_norm[4] * np.asarray(V[4]))
     np.testing.assert_allclose(report.group_sum_norm[3:5], expected, rtol=EXACT)
@@ -70,7 +59,7 @@ def test_conclusion_residual_of_a_perturbed_pair_is_its_weighted_sum():
 
 def test_deep_hypothesis_fails_with_fewer_upper_nodes_than_outputs_and_rank_matches_numpy():
     student, teacher = make_net(2, (5, 6, 2, 3)), make_net(3, (5, 4, 2, 3))
-    x = inputs(400, 5)
+    x = gaussian_inputs(400, 5)
     report = hypothesis(student, teacher, x, networks.RELU, 0)
     assert np.all(np.asarray(report.fan_out_rank) <= 2) and not np.any(report.hypothesis_holds), "2 observers < C = 3"
     np.testing.assert_array_equal(report.smallest_singular_value, 0.0)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import gaussian_inputs, make_net
 
 from specjax.core import networks
 from specjax.theory import lemma1, observers, theorem5
@@ -15,18 +16,6 @@ from specjax.theory import lemma1, observers, theorem5
 RTOL = 1e-12
 ATOL = 1e-12
 report_of = jax.jit(theorem5.theorem5_report, static_argnums=(3, 4))
-
-
-def make_net(seed, widths, use_bias=True):
-    rng = np.random.default_rng(seed)
-    return tuple(
-        (jnp.asarray(rng.normal(size=(a, b)) / np.sqrt(a)), jnp.asarray(0.3 * rng.normal(size=b)) if use_bias else None)
-        for a, b in zip(widths[:-1], widths[1:], strict=True)
-    )
-
-
-def inputs(count, d, seed=7):
-    return jnp.asarray(np.random.default_rng(seed).normal(size=(count, d)))
 
 
 def numpy_pre_activations(params, x):
@@ -87,7 +76,7 @@ def numpy_mean_observer_alpha(student, teacher, x, observer_fraction):
 def test_two_layer_regional_alpha_equals_the_fan_out_overlap_of_the_observers(observer_fraction):
     """One region: the theorem's alpha is W_2 W_2*^T over the empirical observers, the former (mean) report."""
     student, teacher = make_net(0, (5, 7, 3)), make_net(1, (5, 3, 3))
-    x = inputs(2000, 5)
+    x = gaussian_inputs(2000, 5)
     report = report_of(student, teacher, x, networks.RELU, observer_fraction)
     expected = numpy_mean_observer_alpha(student, teacher, x, observer_fraction)
     assert int(report.num_regions) == 1
@@ -99,7 +88,7 @@ def test_two_layer_regional_alpha_equals_the_fan_out_overlap_of_the_observers(ob
 
 def test_deep_regional_alpha_equals_brute_force_and_differs_from_the_mean():
     student, teacher = make_net(2, (5, 6, 3, 3)), make_net(3, (5, 3, 2, 3))
-    x = inputs(3000, 5)
+    x = gaussian_inputs(3000, 5)
     report = report_of(student, teacher, x, networks.RELU, 0.0)
     expected, num_regions = numpy_regional_alpha(student, teacher, x, 0.0)
     assert int(report.num_regions) == num_regions > 4
@@ -113,7 +102,7 @@ def test_deep_regional_alpha_equals_brute_force_and_differs_from_the_mean():
 def test_constant_regions_and_regional_alpha_under_vmap():
     runs = [make_net(10 + r, (5, 6, 3, 3)) for r in range(3)]
     teacher = make_net(3, (5, 3, 2, 3))
-    x = inputs(500, 5)
+    x = gaussian_inputs(500, 5)
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *runs)
     batched = jax.jit(jax.vmap(theorem5.regional_observer_alpha, (0, None, None)))(stacked, teacher, x)
     for r, student in enumerate(runs):
@@ -161,7 +150,7 @@ def test_theorem5_report_at_the_teacher_and_elsewhere():
         (jnp.asarray(np.concatenate([W * scales, extra], 1)), jnp.asarray(np.append(b * scales, [0.0, 0.0]))),
         (jnp.asarray(np.concatenate([V / scales[:, None], np.zeros((2, 3))])), jnp.asarray(c)),
     )
-    x = inputs(2000, 5)
+    x = gaussian_inputs(2000, 5)
     report = report_of(exact, teacher, x, networks.RELU, 0.0)
     np.testing.assert_allclose(report.gradient_bound, 0.0, rtol=0, atol=ATOL, err_msg="epsilon = 0 at the teacher")
     np.testing.assert_allclose(report.sin_angle, 0.0, rtol=0, atol=1e-7)
