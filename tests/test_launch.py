@@ -1,7 +1,6 @@
 """``python -m specjax.launch``: shards submitted through submitit's local executor (real subprocesses) give the
 one-process sweep's results bit for bit; a failed shard is reported with its logs, and re-launching resumes."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_config
 
 from specjax import sweep
 from specjax.sweep import shards
@@ -32,7 +32,7 @@ def test_local_array_job_matches_one_process_and_reports_failed_shards(tmp_path)
     pytest.importorskip("submitit")
     wd = tmp_path / "w"
     flags = ("--num_shards=2", "--executor=local", "--cpus_per_shard=2", "--wait")
-    prepare_workdir(tiny_config(), wd, overwrite=False)
+    prepare_workdir(tiny_config(**OVERRIDES), wd, overwrite=False)
     with WorkdirLock(shards.lock_path(wd, (1, 2))):  # shard 1 "running elsewhere": its job fails
         out = _launch(wd, *flags)
     assert out.returncode == 2, out.stderr
@@ -49,7 +49,7 @@ def test_local_array_job_matches_one_process_and_reports_failed_shards(tmp_path)
     assert "[shard 0/2] already finished" in logs and "merging" in logs
     assert (wd / "success_rate.png").exists()
 
-    reference = sweep.run_sweep(tiny_config(), None, progress=None, mesh=local_mesh(2))
+    reference = sweep.run_sweep(tiny_config(**OVERRIDES), None, progress=None, mesh=local_mesh(2))
     merged = sweep.load_results(wd)
     assert merged.summary == reference.summary
     for a, b in zip(merged.arrays, reference.arrays, strict=True):
@@ -68,13 +68,3 @@ def test_missing_submitit_is_one_line_naming_the_extra(tmp_path):
         "(pip install 'specjax[cluster]')"
     ]
     assert not (tmp_path / "w" / "config.json").exists()  # refused before anything was written
-
-
-def tiny_config():
-    spec = importlib.util.spec_from_file_location("tiny_config_launch", TINY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config()
-    for k, v in OVERRIDES.items():
-        cfg[k] = v
-    return cfg
