@@ -236,11 +236,14 @@ def flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
     return parse
 
 
-def run(main: Callable[[list[str]], None], prog: str) -> None:
+def run(main: Callable[[list[str]], None], prog: str, compilation_cache: str | None = None) -> None:
     """``app.run`` with one-line errors for bad flags and for every :class:`~specjax.errors.SpecjaxError`.
 
     SIGINT/SIGTERM stop with one line and status 130/143; a sweep resumes from its last checkpoint when re-run. A
     file-system error that escaped the library (``OSError``) is also one line naming the path, status 2.
+
+    ``compilation_cache`` is the program's default for ``--compilation_cache`` (``None``: the user's cache folder;
+    the benchmark passes ``'none'`` so that its compile times are measured, not loaded).
     """
 
     def guarded(argv):
@@ -257,7 +260,7 @@ def run(main: Callable[[list[str]], None], prog: str) -> None:
                 auto=f.distributed == "auto",
                 timeout_s=f.distributed_timeout_s,
             )
-            configure_compilation_cache(f.compilation_cache)
+            configure_compilation_cache(f.compilation_cache if f["compilation_cache"].present else compilation_cache)
             main(argv)
         except SpecjaxError as e:
             fail(prog, str(e))

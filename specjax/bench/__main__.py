@@ -106,7 +106,7 @@ def run_cli() -> None:
         "scaling", None, "Also measure run-steps/s against runs per device and width; plot to this PNG."
     )
     flags.DEFINE_bool("main", True, "Run the main comparison (off: only --scaling / --sweep_rss).")
-    cli.run(main, PROG)
+    cli.run(main, PROG, compilation_cache="none")  # compile times are part of what it measures
 
 
 if __name__ == "__main__":
