@@ -129,3 +129,21 @@ def test_group_analysis_is_every_run_analysed_at_once_and_equals_one_run(result)
     assert stats["specialized"][2, 1] == int((spec_student > 0.95).sum())
     with pytest.raises(SpecjaxError, match="not a snapshot epoch"):
         result.analyze(over_realization=2, epoch=1)
+
+
+def test_a_float64_sweep_loads_without_x64(tmp_path):
+    """A notebook that has not switched x64 on still reads a float64 sweep (the schema check traces shapes only)."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    wd = tmp_path / "wd"
+    sweep.run_sweep(small_config(), wd, progress=None, mesh=make_mesh(1))
+    code = (
+        f"import jax, specjax; r = specjax.load_results({str(wd)!r}); "
+        "print(jax.config.jax_enable_x64, len(r.arrays))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["False", "2"]

@@ -107,7 +107,7 @@ def state_leaves(spec) -> tuple[tuple[tuple[int, ...], str], ...]:
     from specjax.engine.run import HPARAM_DEFAULTS, Hparams, RunState, make_optimizer
 
     def state():
-        dt = spec.float_dtype
+        dt = jnp.float32  # shapes and dtype kinds do not depend on the width; float64 would need x64 to load results
         student = teachers.gaussian_student(jax.random.key(0), spec.student_widths, 1.0, spec.use_bias, dt)
         hp = Hparams(*(jnp.asarray(HPARAM_DEFAULTS[f], dt) for f in Hparams._fields))
         step = jnp.zeros((), jnp.int32)
