@@ -28,7 +28,6 @@ def _launch(wd: Path, *extra: str, env: dict | None = None) -> subprocess.Comple
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
-@pytest.mark.slow  # ~21 s: two shard subprocesses through submitit, twice; the launcher's refusals run by default
 def test_local_array_job_matches_one_process_and_reports_failed_shards(tmp_path):
     pytest.importorskip("submitit")
     wd = tmp_path / "w"

@@ -124,7 +124,6 @@ def signal_when(workdir: Path, env, signum: int, ready) -> subprocess.CompletedP
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-@pytest.mark.slow  # ~15 s of subprocesses; the default suite keeps the SIGKILL resume test (test_resume.py)
 def test_sigint_and_sigterm_at_any_moment_exit_cleanly_and_resume_bit_identically(tmp_path, env):
     reference = tmp_path / "reference"
     done = subprocess.run(command(reference), capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
