@@ -141,8 +141,7 @@ def test_a_float64_sweep_loads_without_x64(tmp_path):
     wd = tmp_path / "wd"
     sweep.run_sweep(small_config(), wd, progress=None, mesh=make_mesh(1))
     code = (
-        f"import jax, specjax; r = specjax.load_results({str(wd)!r}); "
-        "print(jax.config.jax_enable_x64, len(r.arrays))"
+        f"import jax, specjax; r = specjax.load_results({str(wd)!r}); print(jax.config.jax_enable_x64, len(r.arrays))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
