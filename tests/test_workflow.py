@@ -23,7 +23,15 @@ def test_progress_lines_metrics_log_and_log_file(tmp_path):
     records = pd.read_json(wd / "metrics.jsonl", lines=True)
     assert len(records) == 2 * 3  # one per group and evaluation (epochs 0, 1, 2)
     assert sorted(records.epoch.unique()) == [0, 1, 2] and sorted(records.over_realization.unique()) == [1, 2]
-    for column in ("runs", "eval_loss_median", "eval_loss_q10", "eval_loss_q90", "success_rate", "run_steps_per_s"):
+    for column in (
+        "runs",
+        "eval_loss_median",
+        "eval_loss_q10",
+        "eval_loss_q90",
+        "success_rate",
+        "diverged",
+        "run_steps_per_s",
+    ):
         assert column in records.columns
     assert (records.runs == 2 * 2 * 2).all()  # settings x seeds of the tiny config
     summary = json.loads((wd / "summary.json").read_text())

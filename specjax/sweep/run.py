@@ -14,13 +14,11 @@ from jax.sharding import Mesh
 
 from specjax import config as config_lib
 from specjax import store
-from specjax.core import metrics
 from specjax.errors import ConfigError
 from specjax.sweep import checkpoint, grow, preflight, signals
 from specjax.sweep.plan import GroupPlan, is_accelerator, plan_groups, step_cost
 from specjax.sweep.progress import Progress, ProgressFn
-from specjax.sweep.record import History, group_arrays
-from specjax.sweep.schema import key
+from specjax.sweep.record import group_arrays
 from specjax.sweep.summary import SweepResult, summarize
 from specjax.sweep.train import cached_program, train_wave
 from specjax.sweep.workdir import prepare_workdir, sweep_id, workdir_lock
@@ -96,28 +94,18 @@ def run_sweep(
 
 def _metrics_logger(path: Path | None, plan: GroupPlan, wave: int, progress: Progress):
     """Appends one JSON line per evaluation of a wave to ``path`` (``wd/metrics.jsonl``; ``tail -f`` it, or
-    ``pandas.read_json(path, lines=True)``)."""
+    ``pandas.read_json(path, lines=True)``): where and when, :func:`specjax.sweep.train.eval_summary`, run-steps/s."""
     if path is None:
         return None
 
-    def log(epoch: int, history: History) -> None:
-        loss = history.arrays["eval_loss"][-1]
-        best = history.arrays[key("best_teacher_corr", 1)][-1]
-        finite = np.isfinite(loss)
-        q = np.quantile(loss[finite], [0.1, 0.5, 0.9]).tolist() if finite.any() else [None] * 3
+    def log(epoch: int, summary: dict) -> None:
         record = {
             "time": round(time.time(), 3),
             "group": plan.index,
             "over_realization": plan.over_realization,
             "wave": wave,
             "epoch": int(epoch),
-            "runs": int(loss.shape[0]),
-            "eval_loss_q10": q[0],
-            "eval_loss_median": q[1],
-            "eval_loss_q90": q[2],
-            "eval_mse_median": float(np.median(history.arrays["eval_mse"][-1])),
-            "success_rate": float(np.mean(best > metrics.MATCH_THRESHOLD)),
-            "nonfinite": int((~finite).sum()),
+            **summary,
             "run_steps_per_s": round(progress.rate, 1),
         }
         try:

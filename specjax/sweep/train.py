@@ -101,7 +101,7 @@ def train_wave(
     """Trains (or resumes) one wave of a group; returns its arrays with the runs axis first.
 
     Args:
-      on_eval: called with ``(epoch, history)`` after each evaluation (the metrics log).
+      on_eval: called with ``(epoch, eval_summary(...))`` after each evaluation (the metrics log).
       start: a grown sweep's runs that continue (:mod:`specjax.sweep.grow`): called as ``start(plan, wave, runs)``
         when the wave has no checkpoint; returns ``None`` or ``(leaves, history, chunks_done)``: the runs' states
         (one host array per :class:`~specjax.engine.RunState` leaf, leading axis ``len(runs)``), their
@@ -139,12 +139,18 @@ def train_wave(
             b.state = program.place(jax.tree.unflatten(jax.tree.structure(b.state), part))
         progress.skip(n * chunks_done * chunk * cost)
 
+    real = np.array([r in plan.trained for r in runs])
+    summary: dict = {}
+
     def evaluate(stats, epoch):
         records = bounded(functools.partial(program.evaluate, b.state, b.data) for b in blocks)
-        record, student = jax.device_get((_concat(records), _concat([b.state.student for b in blocks])))
+        record, student, diverged_at = jax.device_get(
+            (_concat(records), _concat([b.state.student for b in blocks]), [b.state.diverged_at for b in blocks])
+        )
         record_eval(history, record, student, stats, cfg, epoch in snaps)
+        summary.update(eval_summary(history, np.concatenate(diverged_at) >= 0, real))
         if on_eval is not None:
-            on_eval(epoch, history)
+            on_eval(epoch, summary)
 
     def save(done: bool) -> None:
         checkpoint.save_checkpoint(ckpt, [b.state for b in blocks], history, chunks_done, pending, done, sweep, layout)
@@ -156,7 +162,7 @@ def train_wave(
     signals.check()
 
     last_checkpoint = time.monotonic()
-    timed = chunks_done > 0 or program in _warm
+    timed = program in _warm  # a program's first chunk in this process includes its compilation, resumed or not
     while chunks_done < total_chunks:
         t0 = time.perf_counter()
         outs = bounded(functools.partial(program.train, b.state, b.teacher, b.data, b.hp) for b in blocks)
@@ -179,9 +185,7 @@ def train_wave(
             save(done)
             last_checkpoint = time.monotonic()
         if at_eval:
-            progress.line(
-                f"{where} epoch {epoch}/{cfg.epochs} | {len(plan.trained)} runs", _status(history, blocks, len(runs))
-            )
+            progress.line(f"{where} epoch {epoch}/{cfg.epochs} | {len(plan.trained)} runs", _status(summary))
         signals.check()
     return _result(history, blocks)
 
@@ -190,15 +194,39 @@ def train_wave(
 _warm: set = set()
 
 
-def _status(history: History, blocks: list[Block], n: int) -> str:
-    """Median eval loss, mean success rate (layer 1, threshold 0.95) and diverged count of a wave's runs."""
-    diverged = np.concatenate(jax.device_get([b.state.diverged_at for b in blocks])) >= 0
-    loss = history.arrays["eval_loss"][-1]
-    best = history.arrays[key("best_teacher_corr", 1)][-1]
-    valid = ~diverged
-    success = float(np.nanmean(metrics.success_rate(best, valid=valid))) if valid.any() else float("nan")
-    median = float(np.median(loss[valid])) if valid.any() else float("nan")
-    return f"median eval loss {median:.3g} | success {success:.2f} | diverged {int(diverged.sum())}"
+def eval_summary(history: History, diverged: np.ndarray, real: np.ndarray) -> dict:
+    """The latest evaluation of a wave's runs in a few numbers, for the progress line and the metrics log.
+
+    Args:
+      diverged: ``(runs,)`` bool; real: ``(runs,)`` bool, False for padding (left out of every number).
+
+    Returns:
+      ``runs``, ``eval_loss_q10``/``_median``/``_q90`` and ``eval_mse_median`` over the runs that have not diverged
+      (``None`` if none), ``success_rate`` (mean over those runs and the layer-1 teacher nodes of best correlation
+      above 0.95) and ``diverged`` (count).
+    """
+    valid = real & ~diverged
+    loss, mse = history.arrays["eval_loss"][-1][valid], history.arrays["eval_mse"][-1][valid]
+    best = history.arrays[key("best_teacher_corr", 1)][-1][valid]
+    q = np.quantile(loss, [0.1, 0.5, 0.9]).tolist() if valid.any() else [None] * 3
+    return {
+        "runs": int(real.sum()),
+        "eval_loss_q10": q[0],
+        "eval_loss_median": q[1],
+        "eval_loss_q90": q[2],
+        "eval_mse_median": float(np.median(mse)) if valid.any() else None,
+        "success_rate": float(np.mean(best > metrics.MATCH_THRESHOLD)) if valid.any() else None,
+        "diverged": int((real & diverged).sum()),
+    }
+
+
+def _status(summary: dict) -> str:
+    """The progress line's part about the runs: median eval loss, success rate, diverged count."""
+    fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
+    return (
+        f"median eval loss {fmt(summary['eval_loss_median'], '.3g')} | success {fmt(summary['success_rate'], '.2f')} "
+        f"| diverged {summary['diverged']}"
+    )
 
 
 def _result(history: History, blocks: list[Block]) -> dict[str, np.ndarray]:
