@@ -203,6 +203,24 @@ def _load_arrays(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]
     return arrays
 
 
+def npz_results(
+    directory: Path, wanted: dict, compute: Callable[[], dict[str, np.ndarray]], required: tuple[str, ...]
+) -> Cached:
+    """:func:`compute_or_load` for results kept as ``directory/results.npz`` beside ``config.json``: ``compute``
+    returns the arrays, which are written (results first, so ``config.json`` only marks complete files' config)."""
+    results_path = directory / "results.npz"
+
+    def compute_and_write() -> dict[str, np.ndarray]:
+        arrays = compute()
+        store.save_npz(results_path, arrays)
+        store.save_json(directory / "config.json", {"config": wanted})
+        return arrays
+
+    return compute_or_load(
+        directory, wanted, results_path.name, compute_and_write, lambda: _load_arrays(results_path, required)
+    )
+
+
 def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn | None) -> Cached:
     """SGD vs the exact population flow for ``cfg.seeds`` runs
     (:func:`specjax.theory.population.make_sgd_flow_comparison`), cached in ``directory/results.npz``.
@@ -218,8 +236,6 @@ def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress
     rk4_every = int(cfg.rk4_step_sgd_steps)
     sweep_cfg = ml_collections.ConfigDict({k: v for k, v in cfg.items() if k != "rk4_step_sgd_steps"})
     config_lib.validate(sweep_cfg)
-    results_path = directory / "results.npz"
-    wanted = plain_config(cfg)
 
     def compute() -> dict[str, np.ndarray]:
         import jax
@@ -238,7 +254,7 @@ def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress
         hp = engine.Hparams.broadcast(sweep_cfg.seeds, sweep_cfg.dtype, **setting._asdict())
         keys = jax.vmap(engine.seed_key, (None, 0))(sweep_cfg.seed, jnp.arange(sweep_cfg.seeds))
         out = jax.device_get(jax.jit(jax.vmap(compare))(hp, keys))
-        arrays = {
+        return {
             "time": np.asarray(out.time[0]),
             "steps": np.asarray(out.steps[0]),
             "sgd_loss": np.asarray(out.sgd.loss),
@@ -249,13 +265,8 @@ def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress
             "flow_balancedness": np.asarray(out.flow.balancedness),
             "teacher_strength": np.linalg.norm(np.asarray(out.teacher[1][0]), axis=-1),
         }
-        store.save_npz(results_path, arrays)
-        store.save_json(directory / "config.json", {"config": wanted})
-        return arrays
 
-    return compute_or_load(
-        directory, wanted, results_path.name, compute, lambda: _load_arrays(results_path, POPULATION_ARRAYS)
-    )
+    return npz_results(directory, plain_config(cfg), compute, POPULATION_ARRAYS)
 
 
 def conv_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn | None) -> Cached:
@@ -264,19 +275,12 @@ def conv_results(cfg: ml_collections.ConfigDict, directory: Path, progress: Prog
     from specjax.realdata import experiment as realdata
 
     realdata.check_conv_config(cfg)
-    results_path = directory / "results.npz"
-    wanted = plain_config(cfg)
 
     def compute() -> dict[str, np.ndarray]:
         import jax
 
         if progress is not None:
             progress(f"figure 13: conv teacher and students on {cfg.dataset}")
-        results = realdata.run_conv_experiment(cfg, jax.random.key(int(cfg.seed)))
-        store.save_npz(results_path, results)
-        store.save_json(directory / "config.json", {"config": wanted})
-        return results
+        return realdata.run_conv_experiment(cfg, jax.random.key(int(cfg.seed)))
 
-    return compute_or_load(
-        directory, wanted, results_path.name, compute, lambda: _load_arrays(results_path, CONV_ARRAYS)
-    )
+    return npz_results(directory, plain_config(cfg), compute, CONV_ARRAYS)
