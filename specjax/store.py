@@ -98,11 +98,23 @@ def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     _atomic_write(Path(path), lambda f: np.savez(f, **clean))
 
 
+# What a damaged archive raises from ``zipfile`` and ``np.load``: a damaged zip directory entry gives
+# NotImplementedError (compression method, version needed, flag bits 5 and 6) or RuntimeError (the encrypted flag).
+_UNREADABLE = (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError, RuntimeError)
+
+
+def _reason(e: BaseException, limit: int = 200) -> str:
+    """The first line of ``e``'s message, cut to ``limit`` characters (a damaged name can hold a whole archive)."""
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def load_npz(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Reads every array of an ``.npz`` file into memory (``allow_pickle=False``).
 
     Raises:
-      StoreError: missing, truncated or corrupted file, object arrays, or a ``required`` key absent.
+      StoreError: missing, truncated or corrupted file (including a damaged zip directory entry: unknown
+        compression method, encrypted flag, version needed), object arrays, or a ``required`` key absent.
     """
     path = Path(path)
     if not path.is_file():
@@ -113,9 +125,10 @@ def load_npz(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, np.n
             raise ValueError(f"holds a single {type(loaded).__name__}, not an .npz archive")
         with loaded as z:
             out = {k: z[k] for k in z.files}  # reads every member in full, so zip CRC errors surface here
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise StoreError(f"{path}: not a readable .npz file ({type(e).__name__}: {reason})") from None
+    except MemoryError as e:  # a damaged .npy header can claim an absurd shape
+        raise StoreError(f"{path}: not a readable .npz file (an array too large for memory: {_reason(e)})") from None
+    except _UNREADABLE as e:
+        raise StoreError(f"{path}: not a readable .npz file ({type(e).__name__}: {_reason(e)})") from None
     missing = [k for k in required if k not in out]
     if missing:
         raise StoreError(f"{path}: missing array(s) {missing}")

@@ -184,6 +184,68 @@ def test_corrupted_npz_is_refused_naming_the_file(tmp_path):
         store.load_npz(tmp_path)
 
 
+def central_directory_entries(raw: bytes) -> list[int]:
+    """Offsets of every central directory entry (signature ``PK\\x01\\x02``) of a zip archive."""
+    out, i = [], raw.find(b"PK\x01\x02")
+    while i >= 0:
+        out.append(i)
+        i = raw.find(b"PK\x01\x02", i + 4)
+    return out
+
+
+# (offset in a central directory entry, new 2-byte value, what zipfile raises without the fix)
+ZIP_ENTRY_DAMAGE = {
+    "compression_method": (10, 99, "NotImplementedError"),
+    "encrypted_flag": (8, 0x0001, "RuntimeError"),
+    "version_needed": (6, 99, "NotImplementedError"),
+    "patched_data_flag": (8, 0x0020, "NotImplementedError"),
+    "strong_encryption_flag": (8, 0x0040, "NotImplementedError"),
+}
+
+
+@pytest.mark.parametrize("member", [0, -1])
+@pytest.mark.parametrize("damage", sorted(ZIP_ENTRY_DAMAGE))
+def test_damaged_zip_directory_entry_is_refused_naming_the_file(tmp_path, damage, member):
+    path = tmp_path / "wave0.npz"
+    good = good_npz(path)
+    offset, value, raised = ZIP_ENTRY_DAMAGE[damage]
+    entry = central_directory_entries(good)[member]
+    bad = bytearray(good)
+    bad[entry + offset : entry + offset + 2] = value.to_bytes(2, "little")
+    path.write_bytes(bytes(bad))
+    with pytest.raises(StoreError, match=rf"^{path}: not a readable \.npz file \({raised}: [^\n]*\)$"):
+        store.load_npz(path)
+
+
+def test_npy_header_claiming_a_huge_shape_is_refused_naming_the_file(tmp_path):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.save(buf, np.arange(5.0))
+    member = bytearray(buf.getvalue())
+    i = member.find(b"'shape': (5,), }")
+    huge = b"'shape': (99999999999999,), }"  # fits in the header's padding; the zip CRC is computed afresh
+    member[i : i + len(huge)] = huge
+    path = tmp_path / "results.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", bytes(member))
+    with pytest.raises(StoreError, match=rf"^{path}: not a readable \.npz file \(an array too large for memory"):
+        store.load_npz(path)
+
+
+def test_unreadable_npz_message_is_one_short_line(tmp_path):
+    path = tmp_path / "results.npz"
+    good = good_npz(path)
+    bad = bytearray(good)
+    name_length = good.find(b"PK\x03\x04") + 26  # local header's file name length: zipfile quotes the whole rest
+    bad[name_length : name_length + 2] = (999).to_bytes(2, "little")
+    path.write_bytes(bytes(bad))
+    with pytest.raises(StoreError) as info:
+        store.load_npz(path)
+    assert "\n" not in str(info.value) and len(str(info.value)) < len(str(path)) + 300
+
+
 @pytest.mark.parametrize(
     "content, pattern",
     [
