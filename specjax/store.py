@@ -12,8 +12,9 @@ import math
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -35,12 +36,15 @@ def _umask() -> int:
     return mask
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Writes ``path`` through a temporary file in its folder, ``fsync``, rename, then ``fsync`` of the folder.
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """Writes ``path`` with ``write(file)`` (a binary file object) through a temporary file in its folder,
+    ``fsync``, rename, then ``fsync`` of the folder.
 
     A process killed at any moment (even by SIGKILL) leaves either the old file or the new one, never a torn one;
     at worst a stray ``.<name>.*.tmp`` file, which :func:`remove_stale_temporaries` deletes. The new file gets the
-    usual ``0o666 & ~umask`` permissions (``mkstemp`` alone would make it private).
+    usual ``0o666 & ~umask`` permissions (``mkstemp`` alone would make it private): every file specjax writes
+    (results, checkpoints, JSON, figures, reports) goes through here, so colleagues on a shared filesystem can read
+    what the umask lets them.
 
     Raises:
       StoreError: the file cannot be written (the message names it and gives the system's reason).
@@ -95,7 +99,7 @@ def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     for k, v in clean.items():
         if v.dtype == object:
             raise StoreError(f"{path}: array {k!r} has dtype object; only numeric arrays are stored")
-    _atomic_write(Path(path), lambda f: np.savez(f, **clean))
+    atomic_write(Path(path), lambda f: np.savez(f, **clean))
 
 
 # What a damaged archive raises from ``zipfile`` and ``np.load``: a damaged zip directory entry gives
@@ -173,7 +177,7 @@ def save_json(path: str | Path, obj) -> None:
         text = json.dumps(_finite(jsonable(obj)), indent=1, allow_nan=False)
     except TypeError as e:
         raise StoreError(f"{path}: cannot store as JSON ({e})") from None
-    _atomic_write(Path(path), lambda f: f.write(text.encode() + b"\n"))
+    atomic_write(Path(path), lambda f: f.write(text.encode() + b"\n"))
 
 
 def load_json(path: str | Path) -> dict:

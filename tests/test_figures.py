@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from specjax import figures
+from specjax.config import SWEPT_FIELDS
 from specjax.core import networks, teachers
 from specjax.errors import FigureError, StoreError
 from specjax.figures import numbers as figure_data
@@ -301,3 +302,68 @@ def test_save_is_atomic_and_names_an_unwritable_path(tmp_path):
     with pytest.raises(StoreError, match="dir.png"):
         plots.save(plt.figure(), tmp_path / "dir", formats=("png",))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.png", "old.pdf", "old.png"]
+
+
+def test_figure_files_follow_the_umask(tmp_path):
+    """Colleagues on a shared filesystem can open the figures: mode 0o666 & ~umask, not mkstemp's private 0o600."""
+    import os
+    import stat
+
+    import matplotlib.pyplot as plt
+
+    old = os.umask(0o022)
+    try:
+        paths = plots.save(plt.figure(), tmp_path / "fig")
+    finally:
+        os.umask(old)
+    assert [stat.S_IMODE(p.stat().st_mode) for p in paths] == [0o644, 0o644]
+
+
+def _captured_figure(monkeypatch, draw):
+    """Runs ``draw()`` with :func:`plots.save` replaced, and returns the matplotlib figure it would have saved."""
+    captured = []
+    monkeypatch.setattr(plots, "save", lambda fig, prefix, formats=("png", "pdf"): captured.append(fig) or [])
+    draw()
+    return captured[0]
+
+
+def test_fig9_coinciding_curves_stay_distinguishable_and_have_interval_bands(monkeypatch):
+    from specjax.core import metrics
+
+    groups = []
+    for p in (1.0, 1.5, 2.0):  # the first two coincide: every node covered in every seed
+        k = np.array([8, 8, 8, 8]) if p < 2 else np.array([8, 6, 3, 1])
+        low, high = metrics.wilson_interval(k, 8)
+        groups.append(
+            {**dict.fromkeys(SWEPT_FIELDS, 0.0), "over_realization": 1, "teacher_polarity": p, "seeds": 8,
+             "success_rate": (k / 8).tolist(),
+             "success_rate_ci_low": low.tolist(), "success_rate_ci_high": high.tolist(),
+             "success_rate_by_eval": [(k / 8).tolist()] * 2}
+        )  # fmt: skip
+    summary = {"eval_epochs": [0, 10], "threshold": 0.95, "confidence": 0.95, "groups": groups}
+    fig = _captured_figure(monkeypatch, lambda: plots.success_rate_figure(summary, "unused"))
+    ax = fig.axes[0]
+    solid = [line for line in ax.lines if line.get_linestyle() == "-"]
+    assert len(solid) == 3
+    assert len({line.get_marker() for line in solid}) == 3
+    a, b = solid[0].get_xydata(), solid[1].get_xydata()
+    np.testing.assert_array_equal(a[:, 1], b[:, 1])  # the same rates ...
+    assert np.all(np.abs(a[:, 0] - b[:, 0]) > 0.05)  # ... drawn side by side
+    bands = ax.collections
+    assert len(bands) == 3  # one Wilson band per curve
+    low, high = metrics.wilson_interval(np.array([8, 6, 3, 1]), 8)
+    vertices = bands[2].get_paths()[0].vertices
+    assert np.isclose(vertices[:, 1].min(), low.min()) and np.isclose(vertices[:, 1].max(), high.max())
+    assert "Wilson" in fig._suptitle.get_text()
+
+
+def test_fig12_weak_teachers_get_distinct_colours_at_polarity_2():
+    from specjax.figures import plots_dynamics
+
+    strength = np.arange(1, 11, dtype=float) ** -2.0  # fan-out norms fall like j^-p (Eqn 13)
+    colors, _ = plots_dynamics._strength_colors(strength)
+    rgb = np.array(colors)[:, :3]
+    weakest = rgb[5:]
+    gaps = [np.abs(weakest[i] - weakest[i + 1]).max() for i in range(len(weakest) - 1)]
+    assert min(gaps) > 0.02, gaps  # linear in strength, the five weakest got one colour (gaps < 0.01)
+    assert all(np.abs(rgb[i] - rgb[i + 1]).max() > 0.02 for i in range(9))  # sequential: neighbours differ

@@ -92,3 +92,28 @@ def test_best_per_teacher_and_student_by_definition():
     corr = jnp.asarray([[0.96, 0.95, 0.2], [0.1, 0.3, 0.97]])  # (m=2, n=3)
     np.testing.assert_array_equal(metrics.best_per_teacher(corr), [0.96, 0.97])
     np.testing.assert_array_equal(metrics.best_per_student(corr), [0.96, 0.95, 0.97])
+
+
+def test_wilson_interval_equals_scipy_binomtest():
+    from scipy.stats import binomtest
+
+    for n in (1, 2, 5, 8, 32, 101):
+        k = np.arange(n + 1)
+        low, high = metrics.wilson_interval(k, n)
+        for i in range(n + 1):
+            ci = binomtest(int(i), n).proportion_ci(confidence_level=0.95, method="wilson")
+            np.testing.assert_allclose([low[i], high[i]], [ci.low, ci.high], rtol=0, atol=1e-12)
+        ci = binomtest(3, n + 3).proportion_ci(confidence_level=0.8, method="wilson")
+        np.testing.assert_allclose(metrics.wilson_interval(3, n + 3, 0.8), [ci.low, ci.high], atol=1e-12)
+    low, high = metrics.wilson_interval(np.array([0, 1]), np.array([0, 0]))
+    assert np.isnan(low).all() and np.isnan(high).all()  # no seed counted: no interval
+    low, high = metrics.wilson_interval(16, 32)
+    assert metrics.wilson_half_width(16, 32) == (high - low) / 2
+
+
+def test_success_counts_leave_invalid_seeds_out():
+    best = np.array([[0.99, 0.2], [0.97, 0.96], [0.1, 0.99]])  # (seeds, m)
+    k, n = metrics.success_counts(best, valid=np.array([True, False, True]))
+    np.testing.assert_array_equal(k, [1, 1])
+    np.testing.assert_array_equal(n, [2, 2])
+    np.testing.assert_array_equal(k / n, metrics.success_rate(best, valid=np.array([True, False, True])))

@@ -146,3 +146,18 @@ def test_a_float64_sweep_loads_without_x64(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["False", "2"]
+
+
+def test_summary_holds_wilson_intervals_of_each_setting(result):
+    from scipy.stats import binomtest
+
+    assert result.summary["confidence"] == metrics.CONFIDENCE == 0.95
+    g = result.summary["groups"][5]  # group x2, setting 1
+    a = result.arrays[1]
+    covered = (a["best_teacher_corr_l1"][1, :, -1] > metrics.MATCH_THRESHOLD).sum(0)  # (m,) seeds covering node j
+    assert g["valid_seeds"] == 3
+    for j, k in enumerate(covered):
+        ci = binomtest(int(k), 3).proportion_ci(method="wilson")
+        assert np.isclose(g["success_rate_ci_low"][j], ci.low) and np.isclose(g["success_rate_ci_high"][j], ci.high)
+    widest = max(h - l for l, h in zip(g["success_rate_ci_low"], g["success_rate_ci_high"], strict=True)) / 2
+    assert g["success_rate_ci_half_width"] == widest

@@ -86,3 +86,57 @@ def success_rate(best_teacher_corr, threshold: float = MATCH_THRESHOLD, seed_axi
     den = v.sum(axis=seed_axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.maximum(den, 1), np.nan)
+
+
+#: Confidence level of the success-rate intervals (summary.json, the Dataset, Fig. 9's bands, ``--target_ci``).
+CONFIDENCE = 0.95
+
+
+def success_counts(best_teacher_corr, threshold: float = MATCH_THRESHOLD, seed_axis: int = 0, valid=None):
+    """The counts behind :func:`success_rate`: seeds covering each teacher node, and seeds counted.
+
+    Args: as :func:`success_rate`.
+
+    Returns:
+      ``(successes, trials)``, integer NumPy arrays with ``seed_axis`` reduced (``trials`` excludes invalid seeds).
+    """
+    hit = np.asarray(best_teacher_corr) > threshold
+    v = np.ones(hit.shape, bool) if valid is None else np.broadcast_to(np.asarray(valid)[..., None], hit.shape)
+    return (hit & v).sum(axis=seed_axis), v.sum(axis=seed_axis)
+
+
+def wilson_interval(successes, trials, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion (``successes`` of ``trials``), elementwise.
+
+    .. math:: \\frac{\\hat p+\\frac{z^2}{2n}\\pm z\\sqrt{\\frac{\\hat p(1-\\hat p)}{n}
+              +\\frac{z^2}{4n^2}}}{1+\\frac{z^2}{n}},\\quad z=\\Phi^{-1}\\left(\\tfrac{1+\\text{confidence}}{2}\\right)
+
+    The same interval as ``scipy.stats.binomtest(k, n).proportion_ci(confidence, method='wilson')`` (tested), for
+    arrays at once. Unlike the normal approximation it stays inside ``[0, 1]`` and is not empty at 0 or ``n``
+    successes, which is where success rates of covered teacher nodes sit.
+
+    Args:
+      successes, trials: integer arrays of one shape (broadcastable); ``trials == 0`` gives NaN.
+
+    Returns:
+      ``(low, high)`` float64 arrays of the broadcast shape.
+    """
+    from scipy.stats import norm
+
+    k, n = np.asarray(successes, np.float64), np.asarray(trials, np.float64)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+        low, high = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    empty = n <= 0
+    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
+
+
+def wilson_half_width(successes, trials, confidence: float = CONFIDENCE) -> np.ndarray:
+    """Half the width of :func:`wilson_interval`, ``(high - low) / 2`` (what ``--target_ci`` bounds); NaN where
+    ``trials == 0``."""
+    low, high = wilson_interval(successes, trials, confidence)
+    return (high - low) / 2

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from specjax import store  # noqa: E402
 from specjax.config import SWEPT_FIELDS  # noqa: E402
 from specjax.engine import HPARAM_LABELS as LABELS  # noqa: E402
 from specjax.errors import StoreError  # noqa: E402
@@ -35,26 +34,19 @@ def early_epoch(eval_epochs: Sequence[int]) -> int | None:
 
 
 def save_as(fig, path: str | Path) -> Path:
-    """Writes ``fig`` to ``path`` (format from its suffix) atomically: a temporary file in the same folder, renamed.
+    """Writes ``fig`` to ``path`` (format from its suffix) atomically (:func:`specjax.store.atomic_write`: a
+    temporary file in the same folder, renamed; permissions from the umask, like every file specjax writes).
 
     Raises:
       StoreError: the file cannot be written (names it).
     """
     path = Path(path)
     fmt = path.suffix.lstrip(".")
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp.{fmt}", dir=path.parent)
-        os.close(fd)
-        fig.savefig(tmp, format=fmt, dpi=130, bbox_inches="tight")
-        os.replace(tmp, path)
-        tmp = None
     except OSError as e:
-        raise StoreError(f"{path}: cannot write ({e.strerror or e})") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        raise StoreError(f"{path.parent}: cannot create the folder ({e.strerror or e})") from None
+    store.atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=130, bbox_inches="tight"))
     return path
 
 
@@ -79,10 +71,17 @@ def varying_fields(groups: Sequence[dict]) -> list[str]:
     return out or ["teacher_polarity"]
 
 
+#: Markers cycled over the curves of one panel, so curves that coincide (all nodes covered, say) stay visible.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
 def success_rate_figure(summary: dict, path_prefix: str | Path) -> list[Path]:
     """The paper's Fig. 9 layout: success rate per teacher node (0 = strongest), one panel per over-realization.
 
-    Solid lines: last evaluation; dotted: the early evaluation, :func:`early_epoch` (if any).
+    Solid lines: last evaluation, with a shaded band for its Wilson interval (``success_rate_ci_low/high`` of the
+    summary, at ``summary['confidence']``; absent from summaries written before the intervals were added); dotted:
+    the early evaluation, :func:`early_epoch` (if any). Curves of one panel get their own marker and a small
+    horizontal offset, so a curve lying on another (at success 1, say) stays visible.
 
     Args:
       summary: ``summary.json`` content from :func:`specjax.sweep.summarize`.
@@ -96,14 +95,24 @@ def success_rate_figure(summary: dict, path_prefix: str | Path) -> list[Path]:
     varying = varying_fields(groups)
     fig, axes = plt.subplots(1, len(overs), figsize=(4.2 * len(overs), 3.6), sharey=True, squeeze=False)
     cmap = plt.get_cmap("viridis")
+    banded = False
     for ax, over in zip(axes[0], overs, strict=True):
         sel = [g for g in groups if g["over_realization"] == over]
+        spread = min(0.3, 0.6 / max(len(sel), 1))  # total offset across the panel's curves, in node units
         for i, g in enumerate(sel):
-            color = cmap(i / max(len(sel) - 1, 1))
+            color = cmap(0.85 * i / max(len(sel) - 1, 1))  # viridis without its pale yellow end
             rate = np.asarray(g["success_rate"], float)
-            ax.plot(np.arange(rate.size), rate, "-o", ms=3, color=color, label=setting_label(g, varying))
+            x = np.arange(rate.size) + (i - (len(sel) - 1) / 2) * spread / max(len(sel) - 1, 1)
+            marker = MARKERS[i % len(MARKERS)]
+            label = setting_label(g, varying)
+            ax.plot(x, rate, "-", marker=marker, ms=4, mfc="white", mew=1.0, lw=1.2, color=color, label=label)
+            if "success_rate_ci_low" in g:
+                low = np.asarray(g["success_rate_ci_low"], float)
+                high = np.asarray(g["success_rate_ci_high"], float)
+                ax.fill_between(x, low, high, color=color, alpha=0.1, linewidth=0)
+                banded = True
             if early is not None:
-                ax.plot(np.arange(rate.size), np.asarray(g["success_rate_by_eval"][early], float), ":", color=color)
+                ax.plot(x, np.asarray(g["success_rate_by_eval"][early], float), ":", color=color)
         ax.set_title(f"{over}x over-realization ({sel[0]['seeds']} seeds)")
         ax.set_xlabel("teacher node (0 = strongest)")
         ax.set_ylim(-0.05, 1.05)
@@ -111,6 +120,8 @@ def success_rate_figure(summary: dict, path_prefix: str | Path) -> list[Path]:
     axes[0][0].set_ylabel(f"success rate (best corr > {summary['threshold']})")
     axes[0][-1].legend(fontsize=8, loc="lower left")
     note = f"solid: epoch {epochs[-1]}" + (f", dotted: epoch {epochs[early]}" if early is not None else "")
+    if banded:
+        note += f"; bands: {summary.get('confidence', 0.95):.0%} Wilson interval"
     fig.suptitle(f"Teacher nodes covered by a specialized student ({note})", fontsize=11, y=1.03)
     return save(fig, path_prefix)
 

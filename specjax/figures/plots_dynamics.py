@@ -55,9 +55,18 @@ def deep_l_shape_figure(
 
 
 def _strength_colors(strength: np.ndarray, cmap_name: str = "plasma_r"):
-    """A colour per teacher from its fan-out norm (strong = dark), and the matching ScalarMappable."""
-    norm = mcolors.Normalize(vmin=float(strength.min()), vmax=float(strength.max()))
-    cmap = plt.get_cmap(cmap_name)
+    """A colour per teacher from its fan-out norm (strong = dark), and the matching ScalarMappable.
+
+    The colour scale is logarithmic in the strength: at teacher polarity p the fan-out norms fall like
+    :math:`j^{-p}` (Eqn 13), so on a linear scale every weak node would get the same colour (tested distinct).
+    """
+    low, high = float(strength.min()), float(strength.max())
+    if low > 0 and high > low:
+        norm = mcolors.LogNorm(vmin=low, vmax=high)
+    else:
+        norm = mcolors.Normalize(vmin=low, vmax=high if high > low else low + 1)
+    # Without the palest 12 % of the map, whose yellows vanish against a white background.
+    cmap = mcolors.ListedColormap(plt.get_cmap(cmap_name)(np.linspace(0.12, 1.0, 256)))
     return [cmap(norm(s)) for s in strength], plt.cm.ScalarMappable(norm=norm, cmap=cmap)
 
 

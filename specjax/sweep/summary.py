@@ -59,7 +59,10 @@ def summarize(cfg, plans: list[GroupPlan], arrays: list[dict[str, np.ndarray]]) 
 
     ``eval_loss`` is in the training convention (``config.loss``), ``eval_mse`` the mean over samples and outputs
     (the reference code's logged loss; for ``half_sse``, ``eval_loss = C/2 * eval_mse``); both at the last
-    evaluation, one value per seed.
+    evaluation, one value per seed. ``success_rate`` (per teacher node, at the last evaluation, diverged seeds left
+    out) comes with its Wilson interval at ``confidence`` (:func:`specjax.core.metrics.wilson_interval`):
+    ``success_rate_ci_low`` and ``success_rate_ci_high`` per teacher node, and ``success_rate_ci_half_width``, the
+    widest node's half-width ``(high - low) / 2`` (the quantity ``--target_ci`` bounds), over ``valid_seeds`` seeds.
     """
     groups = []
     for plan, a in zip(plans, arrays, strict=True):
@@ -69,12 +72,17 @@ def summarize(cfg, plans: list[GroupPlan], arrays: list[dict[str, np.ndarray]]) 
             valid = ~diverged
             best = a[key("best_teacher_corr", 1)][s]  # (N, E, m)
             by_eval = metrics.success_rate(best, valid=valid[:, None])
+            low, high = metrics.wilson_interval(*metrics.success_counts(best[:, -1], valid=valid))
             groups.append(
                 {
                     "over_realization": plan.over_realization,
                     **setting._asdict(),
                     "seeds": plan.seeds,
                     "success_rate": by_eval[-1].tolist(),
+                    "success_rate_ci_low": low.tolist(),
+                    "success_rate_ci_high": high.tolist(),
+                    "success_rate_ci_half_width": float(np.max(high - low) / 2) if valid.any() else float("nan"),
+                    "valid_seeds": int(valid.sum()),
                     "success_rate_by_eval": by_eval.tolist(),
                     "success_rate_by_threshold": {
                         f"{t:g}": metrics.success_rate(best[:, -1], t, valid=valid).tolist() for t in metrics.THRESHOLDS
@@ -89,7 +97,12 @@ def summarize(cfg, plans: list[GroupPlan], arrays: list[dict[str, np.ndarray]]) 
                     "diverged_at": a["diverged_at"][s].tolist(),
                 }
             )
-    return {"eval_epochs": eval_epochs(cfg).tolist(), "threshold": metrics.MATCH_THRESHOLD, "groups": groups}
+    return {
+        "eval_epochs": eval_epochs(cfg).tolist(),
+        "threshold": metrics.MATCH_THRESHOLD,
+        "confidence": metrics.CONFIDENCE,
+        "groups": groups,
+    }
 
 
 def load_config(workdir: str | Path) -> tuple[ml_collections.ConfigDict, str | None]:
