@@ -18,16 +18,54 @@ from specjax.errors import StoreError
 FIGURE = "success_rate"
 
 
-def print_plan(cfg) -> None:
-    """``--dry_run``: prints groups, runs, blocks, waves, memory per block and estimated time; then raises the
-    refusal the preflight would raise, if any."""
-    from specjax.sweep import plan, preflight, run
+def check_invocation(overwrite: bool, num_shards: int, shard_index: int) -> tuple[int, int] | None:
+    """The command's flags against each other, for the real command and ``--dry_run`` alike.
 
+    Returns:
+      ``(index, count)`` of the shard this command trains (an array-job shard, or this process of a multi-process
+      sweep), ``None`` for the whole sweep in one process.
+
+    Raises:
+      ConfigError: ``--num_shards`` with several processes, ``--overwrite`` with a shard, a shard index or count out
+        of range (naming the flag).
+    """
+    import jax
+
+    from specjax.sweep import shards
+
+    if jax.process_count() > 1:
+        if num_shards != 1:
+            raise config_lib.ConfigError("num_shards: a multi-process sweep shards by process; drop --num_shards")
+        return jax.process_index(), jax.process_count()
+    if num_shards == 1 and shard_index == 0:
+        return None
+    if overwrite:
+        raise config_lib.ConfigError(
+            "overwrite: a shard cannot discard the other shards' work; delete the workdir first "
+            "(python -m specjax.launch --overwrite does it before submitting)"
+        )
+    shards.check_shard_args(num_shards, shard_index)
+    return shard_index, num_shards
+
+
+def print_plan(cfg, workdir: str, overwrite: bool, num_shards: int, shard_index: int) -> None:
+    """``--dry_run``: prints the plan and what the command would do in ``workdir`` (:mod:`specjax.sweep.dryrun`);
+    raises what the command would refuse. Writes nothing."""
+    from specjax.sweep import dryrun, plan, run
+
+    shard = check_invocation(overwrite, num_shards, shard_index)
     run.check_runtime(cfg)
-    devices = run.local_mesh(cfg.num_devices).devices.size
-    plans = plan.plan_groups(cfg, devices)
-    print(preflight.describe(cfg, plans, devices), flush=True)
-    preflight.check(cfg, plans, devices)
+    mesh = run.local_mesh(cfg.num_devices)
+    accelerator = plan.is_accelerator(mesh.devices.flat[0].platform)
+    dryrun.forecast(
+        cfg,
+        workdir,
+        mesh.devices.size,
+        accelerator=accelerator,
+        overwrite=overwrite,
+        shard=shard,
+        emit=lambda line: print(line, flush=True),
+    )
 
 
 def attach_log_file(path: str | None) -> None:
@@ -65,7 +103,7 @@ def main(argv: list[str]) -> None:
             raise StoreError(f"{path}: the figure's path is a directory; move it away")
     enable_float64()
     if f.dry_run:
-        print_plan(cfg)
+        print_plan(cfg, f.workdir, f.overwrite, f.num_shards, f.shard_index)
         return
     attach_log_file(f.log_file)
 
@@ -94,17 +132,11 @@ def run_scaled(cfg, workdir: str, overwrite: bool, num_shards: int, shard_index:
 
     from specjax.sweep import distribute, run_sweep, shards
 
-    if jax.process_count() > 1:
-        if num_shards != 1:
-            raise config_lib.ConfigError("num_shards: a multi-process sweep shards by process; drop --num_shards")
-        return distribute.run_processes(cfg, workdir, overwrite=overwrite, progress=progress)
-    if num_shards == 1 and shard_index == 0:
+    shard = check_invocation(overwrite, num_shards, shard_index)
+    if shard is None:
         return run_sweep(cfg, workdir, overwrite=overwrite, progress=progress)
-    if overwrite:
-        raise config_lib.ConfigError(
-            "overwrite: a shard cannot discard the other shards' work; delete the workdir first "
-            "(python -m specjax.launch --overwrite does it before submitting)"
-        )
+    if jax.process_count() > 1:
+        return distribute.run_processes(cfg, workdir, overwrite=overwrite, progress=progress)
     return shards.run_shard(cfg, workdir, num_shards, shard_index, progress=progress)
 
 

@@ -112,6 +112,22 @@ def check_checkpoints(workdir: Path, plans: list[GroupPlan], sweep: str) -> None
                     ) from None
 
 
+def checkpoint_progress(path: Path) -> tuple[int, bool]:
+    """``(chunks_done, done)`` of a checkpoint, reading only those two arrays (``--dry_run``, after
+    :func:`check_checkpoints` has read the file in full).
+
+    Raises:
+      StoreError: the file or the arrays cannot be read.
+    """
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return int(z["chunks_done"]), bool(z["done"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise StoreError(f"{path}: cannot read the checkpoint's progress ({type(e).__name__})") from None
+
+
 def save_checkpoint(
     path: Path,
     blocks_state: list,

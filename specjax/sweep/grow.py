@@ -85,12 +85,9 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def prepare(workdir: Path, held: dict, wanted: dict) -> bool:
-    """Prepares growing the sweep in ``workdir`` to the config ``wanted``; ``False`` if it is not growth.
-
-    The held sweep must be finished (its results load). Its ``config.json``, ``summary.json`` and results go to
-    ``checkpoints/grow/from/`` (hard links); everything else in ``checkpoints/`` (the finished sweep's checkpoints,
-    shard folders, an earlier growth) is removed. The caller then writes the new ``config.json``.
+def check(workdir: Path, held: dict, wanted: dict) -> bool:
+    """Whether the sweep in ``workdir`` (plain config ``held``) is grown to ``wanted``, decided without writing:
+    ``False`` if it is not growth; the refusals of :func:`prepare` if it is growth that cannot be done.
 
     Raises:
       SweepError: the held sweep is unfinished or damaged, or its results keep no final states; one line.
@@ -109,6 +106,24 @@ def prepare(workdir: Path, held: dict, wanted: dict) -> bool:
             f"{workdir}: cannot grow the sweep it holds: its results keep no final training states (written by an "
             "older specjax); use --overwrite"
         )
+    return True
+
+
+def prepare(workdir: Path, held: dict, wanted: dict) -> bool:
+    """Prepares growing the sweep in ``workdir`` to the config ``wanted``; ``False`` if it is not growth.
+
+    The held sweep must be finished (its results load, :func:`check`). Its ``config.json``, ``summary.json``,
+    ``metrics.jsonl`` and results go to ``checkpoints/grow/from/`` (hard links); everything else in ``checkpoints/``
+    (the finished sweep's checkpoints, shard folders, an earlier growth) is removed, and so is the root
+    ``metrics.jsonl`` (the grown sweep logs its own evaluations there). The caller then writes the new
+    ``config.json``.
+
+    Raises:
+      SweepError: the held sweep is unfinished or damaged, or its results keep no final states; one line.
+    """
+    if not check(workdir, held, wanted):
+        return False
+    old = load_config(workdir)[0]
     checkpoints = workdir / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
     for stale in checkpoints.glob(".grow-*"):
@@ -117,13 +132,20 @@ def prepare(workdir: Path, held: dict, wanted: dict) -> bool:
     (tmp / "from" / "results").mkdir(parents=True)
     for name in ("config.json", "summary.json"):
         _link_or_copy(workdir / name, tmp / "from" / name)
-    for g in range(len(old.arrays)):
+    # The old log: at the root, or (a growth killed after removing it, before writing its config) in grow/from.
+    for log in (workdir / "metrics.jsonl", grow_dir(workdir) / "from" / "metrics.jsonl"):
+        if log.exists():
+            _link_or_copy(log, tmp / "from" / "metrics.jsonl")
+            break
+    for g in range(len(old.over_realization)):
         name = f"results/group{g}.npz"
         _link_or_copy(workdir / name, tmp / "from" / name)
     for path in list(checkpoints.iterdir()):
         if path != tmp:
             _remove(path)
     os.replace(tmp, grow_dir(workdir))
+    if (workdir / "metrics.jsonl").exists():
+        (workdir / "metrics.jsonl").unlink()
     return True
 
 
@@ -165,13 +187,7 @@ class Growth:
 
     def describe(self, full: list[GroupPlan]) -> list[str]:
         """One line per group: runs reused, continued and trained fresh."""
-        lines = []
-        for p in full:
-            old = sum(s is not None for s in self.sources[p.index])
-            fresh = p.runs - old
-            kept = f"{old} continued from epoch {self.old.config.epochs}" if self.continues else f"{old} reused"
-            lines.append(f"[grow x{p.over_realization}] {p.runs} runs: {kept}, {fresh} trained fresh")
-        return lines + ([self.note] if self.note else [])
+        return describe_growth(self.old.config, self.cfg, full, self.sources) + ([self.note] if self.note else [])
 
     def start(self, plan: GroupPlan, wave: int, runs: range):
         """The saved states, history and chunk counter of a ``'continue'`` wave's padded positions ``runs`` (see
@@ -256,6 +272,20 @@ def load_growth(
     if not is_growth(_identity(old_cfg), _identity(cfg)):
         raise StoreError(f"{source}: holds a sweep this config does not grow; delete that folder or use --overwrite")
     old = load_results(source)
+    grow_plans, sources = plan_growth(old_cfg, cfg, plans)
+    note = _block_note(old_cfg, plans, num_devices)
+    return Growth(cfg, old, grow_plans, sources, note)
+
+
+def plan_growth(
+    old_cfg: ml_collections.ConfigDict, cfg: ml_collections.ConfigDict, plans: list[GroupPlan]
+) -> tuple[list[GroupPlan], dict[int, list[tuple[int, int] | None]]]:
+    """What growing the sweep ``old_cfg`` to ``cfg`` trains; a pure function of the two configs and the new plans.
+
+    Returns:
+      ``(grow plans, sources)``: per group (new order), a ``'continue'`` and/or a ``'fresh'`` plan of the runs to
+      train; per new group index, per run, ``(old group index, old run index)`` or ``None`` (fresh).
+    """
     old_settings = {s: i for i, s in enumerate(config_lib.settings_grid(old_cfg))}
     old_groups = {int(o): g for g, o in enumerate(old_cfg.over_realization)}
     continues = cfg.epochs > old_cfg.epochs
@@ -274,8 +304,19 @@ def load_growth(
             grow_plans.append(dataclasses.replace(p, order=tuple(kept), stage="continue"))
         if fresh:
             grow_plans.append(dataclasses.replace(p, order=tuple(fresh), stage="fresh"))
-    note = _block_note(old_cfg, plans, num_devices)
-    return Growth(cfg, old, grow_plans, sources, note)
+    return grow_plans, sources
+
+
+def describe_growth(
+    old_cfg: ml_collections.ConfigDict, cfg: ml_collections.ConfigDict, plans: list[GroupPlan], sources: dict
+) -> list[str]:
+    """One line per group of the grown sweep: runs reused (or continued) and trained fresh."""
+    lines = []
+    for p in plans:
+        old = sum(s is not None for s in sources[p.index])
+        kept = f"{old} continued from epoch {old_cfg.epochs}" if cfg.epochs > old_cfg.epochs else f"{old} reused"
+        lines.append(f"[grow x{p.over_realization}] {p.runs} runs: {kept}, {p.runs - old} trained fresh")
+    return lines
 
 
 def _identity(cfg: ml_collections.ConfigDict) -> dict:
@@ -299,4 +340,14 @@ def _block_note(old_cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_
     )
 
 
-__all__ = ["GROWING_COUNTS", "GROWING_SEQUENCES", "Growth", "is_growth", "load_growth", "prepare"]
+__all__ = [
+    "GROWING_COUNTS",
+    "GROWING_SEQUENCES",
+    "Growth",
+    "check",
+    "describe_growth",
+    "is_growth",
+    "load_growth",
+    "plan_growth",
+    "prepare",
+]

@@ -92,29 +92,44 @@ def check(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_devices: i
         )
 
 
+def train_seconds(cfg: ml_collections.ConfigDict, plan: GroupPlan, num_devices: int, fraction: float = 1.0) -> float:
+    """Estimated seconds to train ``fraction`` of a plan's padded runs' steps and evaluations (no compilation), by the
+    CPU cost model :data:`ASSUMED_COST_PER_S`."""
+    ws = plan.spec.student_widths
+    eval_flops = 2 * cfg.n_eval * sum(a * b for a, b in zip(ws[:-1], ws[1:], strict=True)) * len(eval_epochs(cfg))
+    work = plan.padded_runs * (config_lib.total_steps(cfg) * step_cost(plan.spec) + eval_flops)
+    return fraction * work / (ASSUMED_COST_PER_S * max(num_devices, 1))
+
+
+def padding(plan: GroupPlan) -> str:
+    """``'32 slots, 8 padding = 25 %'``: the runs slots a plan trains and how many of them are padding."""
+    pad = plan.padded_runs - len(plan.trained)
+    return f"{plan.padded_runs} slots, {pad} padding = {100 * pad / max(plan.padded_runs, 1):.0f} %"
+
+
+def describe_group(cfg: ml_collections.ConfigDict, p: GroupPlan, num_devices: int) -> str:
+    """One group (or share) of the plan: runs, blocks, padding, waves, memory per block and wave, estimated time."""
+    block_mib = bytes_per_run(p.spec) * p.block / 2**20
+    seconds = train_seconds(cfg, p, num_devices) + COMPILE_S_PER_GROUP
+    return (
+        f"x{p.over_realization}: {len(p.trained)} runs in {p.padded_runs // p.block} block(s) of {p.block} "
+        f"({padding(p)}), {len(p.waves)} wave(s); {block_mib:,.1f} MiB per block, "
+        f"{block_mib * p.blocks_per_wave:,.1f} MiB per wave; ~{format_duration(seconds)}"
+    )
+
+
 def describe(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_devices: int) -> str:
-    """The plan as text: per group its runs, blocks, waves, memory per block and estimated time; then totals."""
+    """The plan as text: per group its runs, blocks, padding, waves, memory and estimated time; then totals."""
     lines = [
         f"sweep: {len(plans)} group(s) x {len(plans[0].settings)} setting(s) x {cfg.seeds} seed(s) "
         f"on {num_devices} device(s)"
     ]
-    total_s = 0.0
-    steps = config_lib.total_steps(cfg)
-    for p in plans:
-        block_mib = bytes_per_run(p.spec) * p.block / 2**20
-        ws = p.spec.student_widths
-        eval_flops = 2 * cfg.n_eval * sum(a * b for a, b in zip(ws[:-1], ws[1:], strict=True)) * len(eval_epochs(cfg))
-        work = p.padded_runs * (steps * step_cost(p.spec) + eval_flops)
-        seconds = work / (ASSUMED_COST_PER_S * num_devices) + COMPILE_S_PER_GROUP
-        total_s += seconds
-        lines.append(
-            f"  x{p.over_realization}: {p.runs} runs in {p.padded_runs // p.block} block(s) of {p.block}, "
-            f"{len(p.waves)} wave(s); {block_mib:,.1f} MiB per block; ~{format_duration(seconds)}"
-        )
+    lines += [f"  {describe_group(cfg, p, num_devices)}" for p in plans]
+    total_s = sum(train_seconds(cfg, p, num_devices) + COMPILE_S_PER_GROUP for p in plans)
     results = sum(history_bytes_per_run(cfg, p) * p.runs for p in plans)
     lines.append(
-        f"total: {sum(p.runs for p in plans)} runs x {steps} steps, {len(eval_epochs(cfg))} evaluations; results "
-        f"{results / 2**20:,.1f} MiB; estimated {format_duration(total_s)} "
+        f"total: {sum(p.runs for p in plans)} runs x {config_lib.total_steps(cfg)} steps, {len(eval_epochs(cfg))} "
+        f"evaluations; results {results / 2**20:,.1f} MiB; estimated {format_duration(total_s)} "
         "(CPU cost model, cold compilation cache; the progress lines' ETA uses measured rates)"
     )
     return "\n".join(lines)

@@ -99,8 +99,22 @@ def workdir_lock_waiting(workdir: Path, timeout_s: float = LOCK_WAIT_S):
         lock.__exit__(None, None, None)
 
 
-def _check_shard_count(workdir: Path, count: int) -> None:
-    """Refuses a shard count other than the one a workdir's shards already use."""
+def check_shard_args(num_shards, shard_index) -> None:
+    """Refuses a shard count or index that is not an integer in range (the real command and ``--dry_run`` alike).
+
+    Raises:
+      ConfigError: naming ``num_shards`` or ``shard_index``.
+    """
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
+        raise ConfigError(f"num_shards: must be an integer >= 1, got {num_shards!r}")
+    if isinstance(shard_index, bool) or not isinstance(shard_index, int) or not 0 <= shard_index < num_shards:
+        raise ConfigError(f"shard_index: must be an integer in [0, {num_shards}), got {shard_index!r}")
+
+
+def check_shard_count(workdir: Path, count: int) -> None:
+    """Refuses a shard count other than the one a workdir's shards already use (reads only)."""
+    if not (workdir / "checkpoints").is_dir():
+        return
     others = sorted({p.name.split("of")[1] for p in (workdir / "checkpoints").glob("shard*of*") if p.is_dir()})
     others = [int(n) for n in others if int(n) != count]
     if others:
@@ -222,10 +236,7 @@ def run_shard(
       SweepError, StoreError: unusable workdir or files, a shard already running, another shard count.
     """
     config_lib.validate(cfg)
-    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ConfigError(f"num_shards: must be an integer >= 1, got {num_shards!r}")
-    if isinstance(shard_index, bool) or not isinstance(shard_index, int) or not 0 <= shard_index < num_shards:
-        raise ConfigError(f"shard_index: must be an integer in [0, {num_shards}), got {shard_index!r}")
+    check_shard_args(num_shards, shard_index)
     check_runtime(cfg)
     mesh = mesh if mesh is not None else local_mesh(cfg.num_devices)
     accelerator = is_accelerator(mesh.devices.flat[0].platform)
@@ -249,7 +260,7 @@ def run_shard(
             else:
                 check_prepared(wd, ident)
                 check(wd)
-            _check_shard_count(wd, num_shards)
+            check_shard_count(wd, num_shards)
             checkpoint.shard_dir(wd, shard).mkdir(parents=True, exist_ok=True)
             lock = WorkdirLock(lock_path(wd, shard), what=f"shard {shard_index} of {num_shards}")
             lock.__enter__()

@@ -120,11 +120,7 @@ def check_workdir_path(workdir: str | Path) -> Path:
       StoreError: ``workdir`` cannot be created or written (name too long, read-only, ...).
     """
     workdir = Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise SweepError(f"{workdir}: workdir exists and is not a directory")
-    for sub in WORKDIR_DIRS:
-        if (workdir / sub).exists() and not (workdir / sub).is_dir():
-            raise SweepError(f"{workdir / sub}: exists and is not a directory; move it away or use another --workdir")
+    _check_workdir_kind(workdir)
     store.check_writable(workdir)
     return workdir
 
@@ -163,6 +159,61 @@ def _clear(workdir: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
+def _check_workdir_kind(workdir: Path) -> None:
+    """The refusals of :func:`check_workdir_path` that need no write: the workdir or a folder it needs is a file."""
+    if workdir.exists() and not workdir.is_dir():
+        raise SweepError(f"{workdir}: workdir exists and is not a directory")
+    for sub in WORKDIR_DIRS:
+        if (workdir / sub).exists() and not (workdir / sub).is_dir():
+            raise SweepError(f"{workdir / sub}: exists and is not a directory; move it away or use another --workdir")
+
+
+def assess_workdir(cfg: ml_collections.ConfigDict, workdir: str | Path, overwrite: bool, check=None, grow=None) -> str:
+    """What :func:`prepare_workdir` will do with ``workdir``, decided without writing anything (``--dry_run`` and
+    :func:`prepare_workdir` share it, so a dry run refuses exactly what the real command refuses).
+
+    Args:
+      check: called with the workdir when it will be resumed (reads every checkpoint).
+      grow: ``grow(workdir, held, wanted)`` -> whether the held sweep is grown to ``cfg`` (raises if it is growth that
+        cannot be done); :func:`specjax.sweep.grow.check` decides without writing, ``grow.prepare`` also acts.
+
+    Returns:
+      ``'new'`` (missing or empty folder), ``'resume'`` (the same sweep), ``'grow'`` or ``'overwrite'``.
+
+    Raises:
+      SweepError, StoreError: as :func:`prepare_workdir`.
+    """
+    workdir = Path(workdir)
+    _check_workdir_kind(workdir)
+    cfg_path = workdir / "config.json"
+    wanted = resume_identity(config_lib.to_plain(cfg))
+    if not cfg_path.exists():
+        foreign = sorted(p.name for p in workdir.iterdir() if not p.name.startswith(".")) if workdir.exists() else []
+        if foreign:
+            raise SweepError(
+                f"{workdir}: workdir is not empty ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
+                "and holds no sweep (no config.json); use a new or empty --workdir"
+            )
+        return "new"
+    if overwrite:
+        return "overwrite"
+    try:
+        held = store.load_json(cfg_path).get("config")
+        held = resume_identity(held if isinstance(held, dict) else None)
+    except StoreError as e:
+        raise SweepError(f"{e}; use --overwrite to start fresh") from None
+    if held == wanted:
+        if check is not None:
+            check(workdir)
+        return "resume"
+    if grow is not None and held is not None and grow(workdir, held, wanted):
+        return "grow"
+    diff = sorted(k for k in set(held or {}) | set(wanted) if (held or {}).get(k) != wanted.get(k))
+    raise SweepError(
+        f"{workdir}: holds a sweep with a different config (fields {diff}); use another --workdir or --overwrite"
+    )
+
+
 def prepare_workdir(
     cfg: ml_collections.ConfigDict, workdir: str | Path, overwrite: bool, check=None, grow=None
 ) -> Path:
@@ -178,41 +229,19 @@ def prepare_workdir(
       removes exactly what a sweep writes (links included; all or nothing) and nothing else.
     * A non-empty folder without ``config.json`` is always refused: it is not a sweep's.
 
-    ``check(workdir)``, if given, runs when resuming, before anything is written (the sweep reads every checkpoint
-    in full there). Call it while holding :func:`workdir_lock`.
+    The decision is :func:`assess_workdir`'s. ``check(workdir)``, if given, runs when resuming, before anything is
+    written (the sweep reads every checkpoint in full there). Call it while holding :func:`workdir_lock`.
 
     Raises:
       SweepError: the folder cannot be used; the message says why and what to do.
       StoreError: the folder cannot be written, or a file in it is damaged or foreign.
     """
     workdir = check_workdir_path(workdir)
-    cfg_path = workdir / "config.json"
-    plain = config_lib.to_plain(cfg)
-    wanted = resume_identity(plain)
-    if not cfg_path.exists():
-        foreign = sorted(p.name for p in workdir.iterdir() if not p.name.startswith("."))
-        if foreign:
-            raise SweepError(
-                f"{workdir}: workdir is not empty ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) "
-                "and holds no sweep (no config.json); use a new or empty --workdir"
-            )
-    elif not overwrite:
-        try:
-            held = store.load_json(cfg_path).get("config")
-            held = resume_identity(held if isinstance(held, dict) else None)
-        except StoreError as e:
-            raise SweepError(f"{e}; use --overwrite to start fresh") from None
-        if held != wanted and (grow is None or held is None or not grow(workdir, held, wanted)):
-            diff = sorted(k for k in set(held or {}) | set(wanted) if (held or {}).get(k) != wanted.get(k))
-            raise SweepError(
-                f"{workdir}: holds a sweep with a different config (fields {diff}); "
-                "use another --workdir or --overwrite"
-            )
-        if check is not None and held == wanted:
-            check(workdir)
-    if overwrite:
+    if assess_workdir(cfg, workdir, overwrite, check, grow) == "overwrite":
         _clear(workdir)
-    store.save_json(cfg_path, {"config": plain, "sweep_id": sweep_id(cfg), **provenance()})
+    store.save_json(
+        workdir / "config.json", {"config": config_lib.to_plain(cfg), "sweep_id": sweep_id(cfg), **provenance()}
+    )
     for sub in WORKDIR_DIRS:
         (workdir / sub).mkdir(exist_ok=True)
     for folder in (workdir, *(workdir / sub for sub in WORKDIR_DIRS)):
