@@ -7,7 +7,8 @@ A sweep is described by one ``ml_collections.ConfigDict`` (experiment files in `
   program (a *shape group*): ``over_realization`` (a sequence).
 * **swept** (:data:`SWEPT_FIELDS`): sequences of values; their Cartesian product forms the *settings* axis of a
   shape group and is vmapped: ``teacher_polarity``, ``lr``, ``data_std``, ``init_scale``, ``momentum``,
-  ``weight_decay``.
+  ``weight_decay``. Declared once, in :data:`specjax.engine.run.SWEPT` (name, default, label, bounds, doc): their
+  defaults, validation, the settings grid and docs/cli.md's table (:func:`swept_fields_markdown`) derive from it.
 * **static scalars**: everything else (widths, batch size, steps, dtype, optimiser, ...).
 
 Results have leading axes ``(settings, seeds)``.
@@ -24,12 +25,12 @@ import ml_collections
 from specjax.core.data import DISTRIBUTIONS
 from specjax.core.networks import ACTIVATIONS, DTYPES, LOSSES
 from specjax.core.teachers import LAST_TEACHER_INIT, WEIGHT_CHOICES
-from specjax.engine.run import HPARAM_DEFAULTS, Hparams
+from specjax.engine.run import SWEPT, Hparams, SweptField, bounds_text, in_bounds
 from specjax.errors import ConfigError
 
 SHAPE_FIELDS = ("over_realization",)
-#: The swept fields: declared once, as the fields of :class:`specjax.engine.Hparams`.
-SWEPT_FIELDS = Hparams._fields
+#: The swept fields' names: declared once, in :data:`specjax.engine.run.SWEPT` (the fields of :class:`Hparams`).
+SWEPT_FIELDS: tuple[str, ...] = Hparams._fields
 TEACHERS = ("two_layer", "deep")
 STUDENT_INITS = ("gaussian", "uniform")
 OPTIMIZERS = ("sgd", "gd", "momentum", "adam")
@@ -48,24 +49,18 @@ def default_config() -> ml_collections.ConfigDict:
     c.teacher_widths = (50, 75, 100, 125)  # deep teacher hidden widths, input to output
     c.c = 50  # output dimension C
     c.over_realization = (1, 2, 5, 10)  # student width = over_realization x teacher width (shape groups)
-    c.teacher_polarity = (HPARAM_DEFAULTS["teacher_polarity"],)  # p of Eqn 13 (swept)
     c.teacher_bias = -0.1  # two-layer teacher biases
     c.activation = "relu"
     c.slope = 0.1  # leaky-ReLU negative slope
     c.use_bias = True
     c.student_init = "gaussian"  # 'gaussian' N(0, init_scale^2), zero bias; 'uniform' +-1/sqrt(fan_in)
-    c.init_scale = (HPARAM_DEFAULTS["init_scale"],)  # swept
     c.init_last_teacher = "none"  # 'none', 'helpful', 'adversarial'
     # Data.
     c.data = "gaussian"  # 'gaussian' or 'uniform'
-    c.data_std = (HPARAM_DEFAULTS["data_std"],)  # swept
     c.n_train = 10000  # 0 = fresh samples every step
     c.n_eval = 10000
     # Optimisation.
     c.optimizer = "sgd"  # 'sgd', 'gd' (full batch), 'momentum', 'adam'
-    c.lr = (HPARAM_DEFAULTS["lr"],)  # swept
-    c.momentum = (HPARAM_DEFAULTS["momentum"],)  # swept; used by 'momentum'
-    c.weight_decay = (HPARAM_DEFAULTS["weight_decay"],)  # swept
     c.lr_schedule_epochs = ()  # piecewise-constant: at these epochs ...
     c.lr_schedule_scales = ()  # ... multiply the learning rate by these factors
     c.loss = "half_sse"  # 'half_sse' = 0.5 ||y* - y||^2 batch mean; 'mse' = mean over batch and outputs
@@ -87,6 +82,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.snapshot_epochs = ()  # extra epochs (besides first and last) at which parameters and correlations are kept
     c.checkpoint = True  # checkpoint between chunks (resume by re-running)
     c.checkpoint_every_s = 60.0  # at most one checkpoint per this many seconds (0: after every chunk)
+    # Swept (engine.run.SWEPT): one-value sequences of the paper's values.
+    for f in SWEPT:
+        c[f.name] = (f.default,)
     return c
 
 
@@ -116,24 +114,31 @@ def _check_int(cfg, field: str, minimum: int, why: str = "") -> None:
         _fail(field, f"must be an integer >= {minimum}{why}, got {v!r}")
 
 
-def _check_numbers(cfg, field: str, *, swept: bool, positive: bool = False, nonnegative: bool = False) -> None:
-    """Finite (``positive``: > 0, ``nonnegative``: >= 0) real numbers: one for a scalar field; for a ``swept``
-    field a non-empty sequence (or one number) of distinct values."""
-    if swept:
-        values, must, number = _as_tuple(cfg, field), "values must be", "finite numbers"
-        if not values:
-            _fail(field, "must hold at least one value")
-    else:
-        values, must, number = (cfg[field],), "must be", "a finite number"
+def _is_finite_number(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _check_numbers(cfg, field: str, nonnegative: bool = False) -> None:
+    """A scalar field: a finite real number (``nonnegative``: >= 0)."""
+    v = cfg[field]
+    if not _is_finite_number(v):
+        _fail(field, f"must be a finite number, got {v!r}")
+    if nonnegative and v < 0:
+        _fail(field, f"must be >= 0, got {v!r}")
+
+
+def _check_swept(cfg, field: SweptField) -> None:
+    """A swept field: a non-empty sequence (or one number) of distinct finite numbers within its declared bounds."""
+    values = _as_tuple(cfg, field.name)
+    if not values:
+        _fail(field.name, "must hold at least one value")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            _fail(field, f"{must} {number}, got {v!r}")
-        if positive and v <= 0:
-            _fail(field, f"{must} > 0, got {v!r}")
-        if nonnegative and v < 0:
-            _fail(field, f"{must} >= 0, got {v!r}")
+        if not _is_finite_number(v):
+            _fail(field.name, f"values must be finite numbers, got {v!r}")
+        if not in_bounds(field, v):
+            _fail(field.name, f"values must be {bounds_text(field)}, got {v!r}")
     if len(set(values)) != len(values):  # after the type checks: every value is a hashable number
-        _fail(field, f"values must be distinct (each would train the same runs twice), got {values!r}")
+        _fail(field.name, f"values must be distinct (each would train the same runs twice), got {values!r}")
 
 
 def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -178,17 +183,13 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         _fail("over_realization", f"values must be integers >= 1, got {over!r}")
     if len(set(over)) != len(over):
         _fail("over_realization", f"values must be distinct, got {over!r}")
-    _check_numbers(cfg, "teacher_polarity", swept=True, nonnegative=True)
-    _check_numbers(cfg, "lr", swept=True, positive=True)
-    _check_numbers(cfg, "data_std", swept=True, positive=True)
-    _check_numbers(cfg, "init_scale", swept=True, nonnegative=True)
-    _check_numbers(cfg, "momentum", swept=True, nonnegative=True)
-    _check_numbers(cfg, "weight_decay", swept=True, nonnegative=True)
+    for f in SWEPT:
+        _check_swept(cfg, f)
     for field in ("teacher_bias", "slope"):
-        _check_numbers(cfg, field, swept=False)
-    _check_numbers(cfg, "memory_budget_gb", swept=False, nonnegative=True)
+        _check_numbers(cfg, field)
+    _check_numbers(cfg, "memory_budget_gb", nonnegative=True)
     _check_choice(cfg, "matmul_precision", MATMUL_PRECISIONS)
-    _check_numbers(cfg, "checkpoint_every_s", swept=False, nonnegative=True)
+    _check_numbers(cfg, "checkpoint_every_s", nonnegative=True)
     for field in ("use_bias", "checkpoint"):
         if not isinstance(cfg[field], bool):
             _fail(field, f"must be True or False, got {cfg[field]!r}")
@@ -280,3 +281,12 @@ def from_plain(values: dict) -> ml_collections.ConfigDict:
         except TypeError:
             _fail(k, f"{v!r} is of type {type(v).__name__}, expected {type(cfg[k]).__name__} (default {cfg[k]!r})")
     return cfg
+
+
+def swept_fields_markdown() -> str:
+    """docs/cli.md's table of the swept fields, generated from :data:`specjax.engine.run.SWEPT` (a test checks the
+    file holds exactly this)."""
+    rows = ["| field | default | values | legend | meaning |", "|---|---|---|---|---|"]
+    for f in SWEPT:
+        rows.append(f"| `{f.name}` | ({f.default!r},) | {bounds_text(f)} | {f.label} | {f.doc} |")
+    return "\n".join(rows) + "\n"

@@ -27,6 +27,7 @@ the last bit with the number of runs per device; see docs/design.md). Example (r
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import NamedTuple
 
@@ -121,66 +122,87 @@ class Spec:
         return networks.resolve_dtype(self.dtype)
 
 
-class Hparams(NamedTuple):
-    """Array-valued settings of runs: the one declaration of the fields a sweep can vary without recompiling.
+class SweptField(NamedTuple):
+    """The declaration of one swept field: everything else about it derives from this row of :data:`SWEPT`.
+
+    Attributes:
+      name: the config field and the :class:`Hparams` attribute.
+      default: the paper's value (the config's default is the one-value sequence ``(default,)``).
+      label: the short name figures print in legends.
+      low: the smallest allowed value; ``low_inclusive``: whether ``low`` itself is allowed (validation).
+      doc: what the value is, for docstrings and docs/cli.md's table.
+    """
+
+    name: str
+    default: float
+    label: str
+    low: float
+    low_inclusive: bool
+    doc: str
+
+
+#: The swept fields, declared once: :class:`Hparams`, :data:`HPARAM_DEFAULTS`, :data:`HPARAM_LABELS`, the config's
+#: defaults, its validation and settings grid (:mod:`specjax.config`), the named views and docs/cli.md's table of
+#: swept fields all derive from this table. A new field is one row here plus its use in :func:`init_run` or
+#: :func:`train_steps` (``hp.<name>``, a scalar per run).
+SWEPT: tuple[SweptField, ...] = (
+    SweptField("teacher_polarity", 0.0, "p", 0.0, True, "fan-out of teacher node j divided by (j+1)^p (Eqn 13)"),
+    SweptField("lr", 0.01, "lr", 0.0, False, "learning rate"),
+    SweptField("data_std", 1.5, "std", 0.0, False, "standard deviation of the input distribution"),
+    SweptField("init_scale", 0.005, "init", 0.0, True, "standard deviation of the Gaussian student initialisation"),
+    SweptField("momentum", 0.9, "mom", 0.0, True, "momentum (optimizer 'momentum')"),
+    SweptField("weight_decay", 0.0, "wd", 0.0, True, "decoupled weight decay rate (0 = none)"),
+)
+
+
+class Hparams(collections.namedtuple("Hparams", [f.name for f in SWEPT])):
+    """Array-valued settings of runs: the fields a sweep can vary without recompiling, one per row of :data:`SWEPT`.
 
     Each field has the runs' leading axes (a scalar per run). The sweep config has one sequence field per name
     here (:data:`specjax.config.SWEPT_FIELDS` is ``Hparams._fields``), whose Cartesian product is a group's
-    settings axis; :data:`DEFAULTS` are the paper's values (the config's defaults) and :data:`LABELS` the short
-    names figures print.
+    settings axis; :data:`HPARAM_DEFAULTS` are the paper's values (the config's defaults) and
+    :data:`HPARAM_LABELS` the short names figures print. A pytree (a namedtuple).
 
-    Attributes:
-      teacher_polarity: :math:`p` of the teacher's fan-out norms :math:`\\propto (j+1)^{-p}` (Eqn 13).
-      lr: learning rate :math:`\\eta`.
-      data_std: standard deviation of the input distribution.
-      init_scale: standard deviation of the Gaussian student initialisation.
-      momentum: momentum (optimizer ``'momentum'``).
-      weight_decay: decoupled weight decay rate (0 = none).
+    Attributes (from :data:`SWEPT`):
     """
 
-    teacher_polarity: Array
-    lr: Array
-    data_std: Array
-    init_scale: Array
-    momentum: Array
-    weight_decay: Array
+    __slots__ = ()
 
     @classmethod
     def broadcast(cls, runs: int, dtype="float64", **values: float) -> Hparams:
         """``runs`` copies of one setting; a field not given takes its value in :data:`HPARAM_DEFAULTS`.
 
         Raises:
-          ValueError: an unknown field, or a non-positive ``lr``.
+          ValueError: an unknown field, or a value outside its declared bounds (:data:`SWEPT`).
         """
         unknown = set(values) - set(cls._fields)
         if unknown:
             raise ValueError(f"Hparams: unknown field(s) {sorted(unknown)}; expected {cls._fields}")
         merged = HPARAM_DEFAULTS | values
-        if not merged["lr"] > 0:
-            raise ValueError(f"Hparams.lr: must be > 0, got {merged['lr']!r}")
+        for f in SWEPT:
+            if not in_bounds(f, merged[f.name]):
+                raise ValueError(f"Hparams.{f.name}: must be {bounds_text(f)}, got {merged[f.name]!r}")
         dt = networks.resolve_dtype(dtype)
         return cls(**{f: jnp.full((runs,), merged[f], dt) for f in cls._fields})
 
 
+Hparams.__doc__ = Hparams.__doc__.rstrip() + "".join(f"\n      {f.name}: {f.doc}." for f in SWEPT) + "\n"
+
+
+def bounds_text(field: SweptField) -> str:
+    """The field's bounds as text, e.g. ``'> 0'`` or ``'>= 0'``."""
+    return f"{'>=' if field.low_inclusive else '>'} {field.low:g}"
+
+
+def in_bounds(field: SweptField, value: float) -> bool:
+    """Whether ``value`` lies within the field's declared bounds."""
+    return value >= field.low if field.low_inclusive else value > field.low
+
+
 #: The paper's values of the swept fields (docs/theory.md §7's two-layer experiment); the config's defaults.
-HPARAM_DEFAULTS = {
-    "teacher_polarity": 0.0,
-    "lr": 0.01,
-    "data_std": 1.5,
-    "init_scale": 0.005,
-    "momentum": 0.9,
-    "weight_decay": 0.0,
-}
+HPARAM_DEFAULTS: dict[str, float] = {f.name: f.default for f in SWEPT}
 #: Short names of the swept fields for figure legends.
-HPARAM_LABELS = {
-    "teacher_polarity": "p",
-    "lr": "lr",
-    "data_std": "std",
-    "init_scale": "init",
-    "momentum": "mom",
-    "weight_decay": "wd",
-}
-assert tuple(HPARAM_DEFAULTS) == Hparams._fields == tuple(HPARAM_LABELS)
+HPARAM_LABELS: dict[str, str] = {f.name: f.label for f in SWEPT}
 
 
 class RunState(NamedTuple):

@@ -1,0 +1,123 @@
+"""docs/design.md's "where does my change go" table, followed literally: each row is done in a copy of the package
+and the result is run. Also: the tables generated from a declaration (docs/cli.md's swept fields) match it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from helpers import CLI_ENV, ROOT
+
+from specjax import config as config_lib
+from specjax.engine import run as run_lib
+
+
+def package_copy(tmp_path: Path, edits: dict[str, list[tuple[str, str]]]) -> Path:
+    """A copy of the ``specjax`` package under ``tmp_path`` with ``edits`` applied: per file (relative to the package)
+    a list of ``(old, new)`` replacements, each of text that occurs exactly once. Returns the folder to put on
+    ``PYTHONPATH``."""
+    shutil.copytree(ROOT / "specjax", tmp_path / "specjax", ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, replacements in edits.items():
+        path = tmp_path / "specjax" / rel
+        text = path.read_text()
+        for old, new in replacements:
+            assert text.count(old) == 1, (rel, old)
+            text = text.replace(old, new)
+        path.write_text(text)
+    return tmp_path
+
+
+def run_in_copy(root: Path, code: str, timeout: float = 300) -> dict:
+    """Runs ``code`` in a fresh interpreter that imports the package copy at ``root``; its last stdout line is JSON."""
+    env = {**CLI_ENV, "PYTHONPATH": str(root), "JAX_ENABLE_X64": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_cli_md_table_of_swept_fields_is_the_declaration():
+    text = (ROOT / "docs" / "cli.md").read_text()
+    begin, end = "<!-- swept fields: begin -->\n", "<!-- swept fields: end -->"
+    table = text[text.index(begin) + len(begin) : text.index(end)]
+    assert table == config_lib.swept_fields_markdown(), "regenerate it with specjax.config.swept_fields_markdown()"
+    assert [f.name for f in run_lib.SWEPT] == list(config_lib.SWEPT_FIELDS)
+
+
+def test_every_swept_derivation_reads_the_declaration():
+    names = tuple(f.name for f in run_lib.SWEPT)
+    assert run_lib.Hparams._fields == names == tuple(run_lib.HPARAM_DEFAULTS) == tuple(run_lib.HPARAM_LABELS)
+    cfg = config_lib.default_config()
+    for f in run_lib.SWEPT:
+        assert cfg[f.name] == (f.default,) and f.doc in run_lib.Hparams.__doc__
+    assert config_lib.settings_grid(cfg) == [run_lib.Hparams(*(f.default for f in run_lib.SWEPT))]
+
+
+#: The last row of the declaration table, after which the tests add one.
+LAST_SWEPT_ROW = '    SweptField("weight_decay", 0.0, "wd", 0.0, True, "decoupled weight decay rate (0 = none)"),\n'
+STEP_GRADIENT = "        loss, grads = loss_and_grad(spec, state.student, x, y)\n"
+
+
+def test_a_new_swept_field_is_one_row_and_its_use_in_the_step(tmp_path):
+    """docs/design.md: a new swept field is a row of engine.run.SWEPT and its use in the step; the config, its
+    validation, the settings grid, the results, the named views and the labels follow."""
+    root = package_copy(
+        tmp_path,
+        {
+            "engine/run.py": [
+                (
+                    LAST_SWEPT_ROW,
+                    LAST_SWEPT_ROW + '    SweptField("grad_scale", 1.0, "gs", 0.0, False, "gradient factor"),\n',
+                ),
+                (STEP_GRADIENT, STEP_GRADIENT + "        grads = jax.tree.map(lambda g: g * hp.grad_scale, grads)\n"),
+            ]
+        },
+    )
+    out = run_in_copy(
+        root,
+        f"""
+        import json, numpy as np
+        from specjax import config, sweep
+        from specjax.engine import HPARAM_LABELS
+        from specjax.errors import ConfigError
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("tiny", {str(ROOT / "experiments/configs/tiny.py")!r})
+        tiny = importlib.util.module_from_spec(spec); spec.loader.exec_module(tiny)
+        cfg = tiny.get_config()
+        default = config.default_config().grad_scale
+        cfg.over_realization, cfg.teacher_polarity, cfg.lr, cfg.seeds = (1,), (0.0,), (0.05,), 1
+        cfg.epochs, cfg.steps_per_epoch, cfg.snapshot_epochs = 1, 20, ()
+        cfg.grad_scale = (0.0,)
+        try:
+            config.validate(cfg)
+            refusal = ""
+        except ConfigError as e:
+            refusal = str(e)
+        cfg.grad_scale = (1.0, 0.5)
+        result = sweep.run_sweep(cfg, progress=None)
+        a = result.arrays[0]
+        ds = result.to_xarray()
+        run = result.run(seed=0, grad_scale=0.5)
+        print(json.dumps(dict(
+            default=list(default), refusal=refusal, values=a["grad_scale"].tolist(),
+            train_loss=a["train_loss"][:, 0, -1].tolist(), dims=list(ds.sizes), run=run.settings["grad_scale"],
+            label=HPARAM_LABELS["grad_scale"], table=config.swept_fields_markdown(),
+        )))
+        """,
+    )
+    assert out["default"] == [1.0]
+    assert out["refusal"] == "config.grad_scale: values must be > 0, got 0.0"
+    assert out["values"] == [1.0, 0.5]
+    assert out["train_loss"][0] != out["train_loss"][1]  # the field reached the step
+    assert "grad_scale" in out["dims"] and out["run"] == 0.5 and out["label"] == "gs"
+    assert "| `grad_scale` | (1.0,) | > 0 | gs | gradient factor |" in out["table"]
