@@ -26,3 +26,8 @@ class SweepError(SpecjaxError):
 
 class FigureError(SpecjaxError):
     """A figure cannot be made from what was asked (unknown figure or scale, bad results)."""
+
+
+class ArgumentError(SpecjaxError):
+    """An argument of a library function is invalid (wrong type, out of range, not in the sweep); the message names
+    the argument as the function's signature spells it and, where there are few, its valid values."""

@@ -197,7 +197,7 @@ def test_library_inputs_that_cannot_be_satisfied_are_refused_naming_the_argument
     from specjax.core import teachers
     from specjax.theory import reports
 
-    with pytest.raises(ValueError, match=r"count: 20 pairwise-distinct .* dim=1 .*only 8 exist"):
+    with pytest.raises(ValueError, match=r"m: 20 pairwise-distinct .* d=1 .*only 8 exist"):
         teachers.two_layer_teacher(jax.random.key(0), 1, 20, 3, 0.0)  # looped on the device forever before
     teacher = teachers.two_layer_teacher(jax.random.key(0), 5, 3, 2, 0.0)
     student = teachers.gaussian_student(jax.random.key(1), (5, 6, 2), 0.1, True)

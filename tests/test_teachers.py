@@ -7,6 +7,7 @@ import pytest
 
 from specjax.core import teachers
 from specjax.core.data import sample_inputs
+from specjax.errors import ArgumentError
 
 
 def test_distinct_choice_vectors_are_distinct_nonzero_and_from_the_choices():
@@ -71,3 +72,57 @@ def test_init_helpful_and_adversarial_to_last_teacher():
     adversarial = np.asarray(teachers.steer_to_last_teacher(student, teacher, "adversarial")[0][0])
     assert np.all(t @ adversarial <= 1e-12)
     np.testing.assert_allclose(np.linalg.norm(adversarial, axis=0), np.linalg.norm(student[0][0], axis=0))
+
+
+KEY = jax.random.key(0)
+X3 = np.ones((8, 3))
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: teachers.two_layer_teacher(KEY, 1, 20, 3), r"m: 20 pairwise-distinct non-zero filters of length d=1 "),
+        (lambda: teachers.two_layer_teacher(KEY, 5, 1, 20), r"c: 20 pairwise-distinct .* of length m=1 .*only 8"),
+        (lambda: teachers.two_layer_teacher(KEY, 0, 2, 3), r"d: must be an integer >= 1, got 0$"),
+        (lambda: teachers.two_layer_teacher(KEY, 3, -1, 3), r"m: must be an integer >= 1, got -1$"),
+        (lambda: teachers.two_layer_teacher(KEY, 3, 2.5, 3), r"m: must be an integer >= 1, got 2.5$"),
+        (lambda: teachers.two_layer_teacher(KEY, 3, 2, True), r"c: must be an integer >= 1, got True$"),
+        (lambda: teachers.deep_teacher(KEY, 1, (20,), 3, X3[:, :1]), r"hidden_widths\[0\]: 20 .* length d=1 "),
+        (lambda: teachers.deep_teacher(KEY, 3, (4, 0), 3, X3), r"hidden_widths\[1\]: must be an integer >= 1, got 0$"),
+        (lambda: teachers.deep_teacher(KEY, 3, 4, 3, X3), r"hidden_widths: expected a sequence of 1 or more integers"),
+        (
+            lambda: teachers.deep_teacher(KEY, 3, (4,), 3, np.ones((8, 5))),
+            r"tuning_inputs: .*\(N >= 2, d=3\), .*\(8, 5\)",
+        ),
+        (lambda: teachers.gaussian_student(KEY, (3,)), r"widths: expected a sequence of 2 or more integers >= 1"),
+        (lambda: teachers.gaussian_student(KEY, (3, -1, 2)), r"widths\[1\]: must be an integer >= 1, got -1$"),
+        (lambda: teachers.uniform_student(KEY, (3, 1.5, 2)), r"widths\[1\]: must be an integer >= 1, got 1.5$"),
+        (
+            lambda: teachers.steer_to_last_teacher(
+                teachers.gaussian_student(KEY, (5, 4, 2)), teachers.two_layer_teacher(KEY, 3, 2, 2), "helpful"
+            ),
+            r"student: its first layer has fan_in 5, the teacher's has 3$",
+        ),
+        (lambda: teachers.distinct_choice_vectors(KEY, 20, 1), r"count: 20 .* length dim=1 "),
+    ],
+    ids=[
+        "m_vs_d",
+        "c_vs_m",
+        "d_zero",
+        "m_negative",
+        "m_float",
+        "c_bool",
+        "deep_width_vs_d",
+        "deep_width_zero",
+        "deep_widths_int",
+        "deep_tuning_shape",
+        "student_one_width",
+        "student_negative",
+        "uniform_float",
+        "steer_shape",
+        "generic_names",
+    ],
+)
+def test_constructors_refuse_bad_sizes_naming_their_own_arguments(build, message):
+    with pytest.raises(ArgumentError, match=message):
+        build()

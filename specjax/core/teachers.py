@@ -12,14 +12,51 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from specjax.core.networks import RELU, Activation, Params, dense
+from specjax.errors import ArgumentError
 
 Array = jax.Array
 
 #: The nine weight values of ``init_separate_w`` (docs/theory.md §7: hard-coded before commit ``b06abfb``).
 WEIGHT_CHOICES = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
 LAST_TEACHER_INIT = ("none", "helpful", "adversarial")
+
+
+def _size(name: str, value) -> int:
+    """``value`` as a Python int if it is an integer >= 1 (bools excluded); otherwise an error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ArgumentError(f"{name}: must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _sizes(name: str, values, minimum_length: int = 1) -> tuple[int, ...]:
+    """A sequence of sizes (each an integer >= 1), named ``name[i]`` in errors."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) < minimum_length:
+        raise ArgumentError(f"{name}: expected a sequence of {minimum_length} or more integers >= 1, got {values!r}")
+    return tuple(_size(f"{name}[{i}]", v) for i, v in enumerate(values))
+
+
+def check_distinct_available(
+    count: int, dim: int, count_name: str = "count", dim_name: str = "dim", n_choices: int = len(WEIGHT_CHOICES)
+) -> None:
+    """Refuses ``count`` pairwise-distinct non-zero vectors of length ``dim`` from ``n_choices`` values when fewer
+    than ``count`` exist (``n_choices**dim - 1``), which would make the redraw loop run forever.
+
+    ``count_name`` and ``dim_name`` are the caller's names for the two sizes (``m`` and ``d`` for the first layer
+    of :func:`two_layer_teacher`), so the message names the argument the caller passed.
+
+    Raises:
+      ArgumentError: too few such vectors exist (names ``count_name`` and ``dim_name``).
+    """
+    available = n_choices**dim - 1 if dim < 32 else None  # 9**32 exceeds any array size
+    if available is not None and count > available:
+        raise ArgumentError(
+            f"{count_name}: {count} pairwise-distinct non-zero filters of length {dim_name}={dim} cannot be drawn "
+            f"from {n_choices} weight values (only {available} exist): a teacher layer of {count} nodes needs more "
+            f"inputs than {dim_name}={dim}"
+        )
 
 
 def distinct_choice_vectors(
@@ -35,15 +72,11 @@ def distinct_choice_vectors(
       ``(count, dim)`` array.
 
     Raises:
-      ValueError: fewer than ``count`` distinct non-zero vectors exist (``count > len(choices)**dim - 1``; a teacher
-        layer of ``count`` nodes over ``dim`` inputs), which would make the redraw loop run forever.
+      ArgumentError: ``count`` or ``dim`` is not an integer >= 1, or fewer than ``count`` distinct non-zero vectors
+        exist (``count > len(choices)**dim - 1``), which would make the redraw loop run forever.
     """
-    available = len(choices) ** dim - 1 if dim < 32 else None  # 9**32 exceeds any array size
-    if available is not None and count > available:
-        raise ValueError(
-            f"count: {count} pairwise-distinct non-zero vectors of length dim={dim} cannot be drawn from "
-            f"{len(choices)} weight values (only {available} exist): a teacher layer of {count} nodes needs more inputs"
-        )
+    count, dim = _size("count", count), _size("dim", dim)
+    check_distinct_available(count, dim, n_choices=len(choices))
     table = jnp.asarray(choices, dtype)
 
     def draw(k):
@@ -97,7 +130,14 @@ def two_layer_teacher(
 
     Returns:
       ``((W1 (d, m), b1 (m,)), (W2 (m, c), b2 (c,)))``.
+
+    Raises:
+      ArgumentError: ``d``, ``m`` or ``c`` is not an integer >= 1, or a layer needs more distinct filters than its
+        inputs allow (``m > 9**d - 1`` or ``c > 9**m - 1``); the message names ``d``, ``m`` and ``c``.
     """
+    d, m, c = _size("d", d), _size("m", m), _size("c", c)
+    check_distinct_available(m, d, "m", "d")
+    check_distinct_available(c, m, "c", "m")
     k_filters, k_fan_out = jax.random.split(key)
     filters = distinct_choice_vectors(k_filters, m, d, dtype=dtype)
     filters = filters / jnp.linalg.norm(filters, axis=1, keepdims=True)
@@ -145,8 +185,20 @@ def deep_teacher(
 
     Returns:
       ``L`` layers ``(W (fan_in, fan_out), b (fan_out,))``.
+
+    Raises:
+      ArgumentError: a size is not an integer >= 1, a layer needs more distinct filters than its inputs allow, or
+        ``tuning_inputs`` is not ``(N, d)``; the message names ``d``, ``hidden_widths[i]``, ``c`` or
+        ``tuning_inputs``.
     """
-    dims = (d, *hidden_widths, c)
+    d, c = _size("d", d), _size("c", c)
+    dims = (d, *_sizes("hidden_widths", hidden_widths), c)
+    names = ("d", *(f"hidden_widths[{i}]" for i in range(len(dims) - 2)), "c")
+    for l in range(len(dims) - 1):
+        check_distinct_available(dims[l + 1], dims[l], names[l + 1], names[l])
+    shape = np.shape(tuning_inputs)
+    if len(shape) != 2 or shape[1] != d or shape[0] < 2:
+        raise ArgumentError(f"tuning_inputs: expected an array of shape (N >= 2, d={d}), got shape {shape}")
     keys = jax.random.split(key, 2 * (len(dims) - 1))
     layers = []
     for l in range(len(dims) - 1):
@@ -180,7 +232,11 @@ def gaussian_student(
 
     Args:
       widths: ``(d, n_1, ..., C)``.
+
+    Raises:
+      ArgumentError: ``widths`` is not a sequence of at least two integers >= 1 (names ``widths[i]``).
     """
+    widths = _sizes("widths", widths, minimum_length=2)
     keys = jax.random.split(key, len(widths) - 1)
     scale = jnp.asarray(init_scale, dtype)
     return tuple(
@@ -194,7 +250,11 @@ def uniform_student(key: Array, widths: Sequence[int], use_bias: bool = True, dt
 
     Args:
       widths: ``(d, n_1, ..., C)``.
+
+    Raises:
+      ArgumentError: ``widths`` is not a sequence of at least two integers >= 1 (names ``widths[i]``).
     """
+    widths = _sizes("widths", widths, minimum_length=2)
     keys = jax.random.split(key, 2 * (len(widths) - 1))
     layers = []
     for l, (fi, fo) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
@@ -214,13 +274,20 @@ def steer_to_last_teacher(student: Params, teacher: Params, mode: str) -> Params
       across that filter's orthogonal hyperplane, so every student starts at an obtuse angle to it -- the slow worst
       case of docs/theory.md §5 ("Worst case: slow convergence").
     * ``'none'``: unchanged.
+
+    Raises:
+      ArgumentError: ``mode`` is unknown, or the student's first layer does not take the teacher's inputs.
     """
     if mode == "none":
         return student
     if mode not in LAST_TEACHER_INIT:
-        raise ValueError(f"init_last_teacher: unknown value {mode!r}; expected one of {LAST_TEACHER_INIT}")
+        raise ArgumentError(f"init_last_teacher: unknown value {mode!r}; expected one of {LAST_TEACHER_INIT}")
     (W, b), rest = student[0], student[1:]
     target = teacher[0][0][:, -1]
+    if np.shape(W)[0] != np.shape(target)[0]:
+        raise ArgumentError(
+            f"student: its first layer has fan_in {np.shape(W)[0]}, the teacher's has {np.shape(target)[0]}"
+        )
     unit = target / jnp.linalg.norm(target)
     if mode == "helpful":
         W = W.at[:, 0].set(unit * jnp.linalg.norm(W[:, 0]))
