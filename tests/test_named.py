@@ -161,3 +161,12 @@ def test_summary_holds_wilson_intervals_of_each_setting(result):
         assert np.isclose(g["success_rate_ci_low"][j], ci.low) and np.isclose(g["success_rate_ci_high"][j], ci.high)
     widest = max(h - l for l, h in zip(g["success_rate_ci_low"], g["success_rate_ci_high"], strict=True)) / 2
     assert g["success_rate_ci_half_width"] == widest
+
+
+def test_correlation_matrices_are_kept_in_the_sweeps_dtype(result):
+    """corr_l<l> is recorded in the sweep's dtype (float64 here), so its max over students is the recorded best
+    teacher correlation bit for bit (a float32 copy was 1-3e-8 off)."""
+    for a in result.arrays:
+        assert a["corr_l1"].dtype == a["eval_loss"].dtype == np.float64
+        evals = [list(a["eval_epochs"]).index(e) for e in a["corr_epochs"]]
+        np.testing.assert_array_equal(a["corr_l1"].max(axis=-1), a["best_teacher_corr_l1"][:, :, evals])

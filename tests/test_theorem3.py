@@ -68,3 +68,18 @@ def test_deep_hypothesis_fails_with_fewer_upper_nodes_than_outputs_and_rank_matc
     v_up = np.asarray(student[2][0]).T  # (C, n_up): the upper layer is the top hidden layer, fan-outs W_3^T
     ranks = [np.linalg.matrix_rank(v_up[:, obs[k]]) if obs[k].any() else 0 for k in range(6)]
     np.testing.assert_array_equal(report.fan_out_rank, ranks)
+
+
+def test_colinear_groups_include_the_bias():
+    """Def. 3: w_hat_k' = c w_hat_k with c > 0, bias included. The same filter direction with another bias is not
+    co-linear (its boundary is another hyperplane), nor is the opposite augmented weight (c < 0)."""
+    u, bias = np.array([0.6, -0.8, 0.0]), 0.5
+    weights = np.stack([u, 2 * u, 2 * u, -u], axis=1)  # (d=3, n=4)
+    biases = np.array([bias, 2 * bias, -bias, -bias])
+    student = ((jnp.asarray(weights), jnp.asarray(biases)), (jnp.ones((4, 2)), None))
+    colinear = np.asarray(theorem3.colinear_groups(student, 0, 1e-6))
+    expected = np.eye(4, dtype=bool)
+    expected[0, 1] = expected[1, 0] = True
+    np.testing.assert_array_equal(colinear, expected)
+    bias_free = ((jnp.asarray(weights), None), (jnp.ones((4, 2)), None))
+    assert np.asarray(theorem3.colinear_groups(bias_free, 0, 1e-6))[:3, :3].all(), "no bias: same direction"

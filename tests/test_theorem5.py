@@ -38,13 +38,18 @@ def numpy_layer1_fan_outs(params, pres):
     return v
 
 
-def numpy_regional_alpha(student, teacher, x, observer_fraction):
-    """Brute force: group samples by their upper-layer gates, count both sides per region, max |alpha_kj(R)|."""
+def numpy_regional_alpha(student, teacher, x, observer_fraction, per_active_count=False):
+    """Brute force: group samples by their upper-layer gates, count both sides per region, max |alpha_kj(R)|.
+
+    The witness count is divided by N (Def. 2's fraction of the sample); ``per_active_count`` divides by the
+    student's active count in the region instead, a wrong variant the tests use to show they can tell the two apart.
+    """
     pres, teacher_pres = numpy_pre_activations(student, x), numpy_pre_activations(teacher, x)
     alpha = np.einsum(
         "icn,icm->inm", numpy_layer1_fan_outs(student, pres), numpy_layer1_fan_outs(teacher, teacher_pres)
     )
-    keys = [tuple(np.concatenate([p[i] > 0 for p in pres[1:] + teacher_pres[1:]]).tolist()) for i in range(x.shape[0])]
+    upper = pres[1:] + teacher_pres[1:]  # empty for two layers: one region
+    keys = [tuple(np.concatenate([p[i] > 0 for p in upper] or [[]]).tolist()) for i in range(x.shape[0])]
     regions = {}
     for i, key in enumerate(keys):
         regions.setdefault(key, []).append(i)
@@ -56,7 +61,8 @@ def numpy_regional_alpha(student, teacher, x, observer_fraction):
         for j in range(teacher_on.shape[1]):
             both = np.sum(student_on[members] & teacher_on[members, j : j + 1], axis=0)
             other = np.sum(student_on[members] & ~teacher_on[members, j : j + 1], axis=0)
-            observed = np.minimum(both, other) / x.shape[0] > observer_fraction
+            denominator = np.maximum(both + other, 1) if per_active_count else x.shape[0]
+            observed = np.minimum(both, other) / denominator > observer_fraction
             if observed.any():
                 best[j] = max(best[j], np.abs(alpha[members[0], observed, j]).max())
     return best, len(regions)
@@ -97,6 +103,41 @@ def test_deep_regional_alpha_equals_brute_force_and_differs_from_the_mean():
     np.testing.assert_allclose(report.mean_observer_alpha, mean, rtol=RTOL, atol=0)
     # measured: regional 0.159 / 0.195 / 0.073 against region-averaged 0.061 / 0.107 / 0.032
     assert np.all(expected > 1.5 * mean), f"the average over regions dilutes alpha: {expected} vs {mean}"
+    positive = mean > 0
+    np.testing.assert_allclose(report.bound_ratio, report.gradient_bound / expected, rtol=RTOL, atol=0)
+    assert np.all(np.asarray(report.bound_ratio)[positive] < 0.7 * float(report.gradient_bound) / mean[positive]), (
+        "the bound uses the regional alpha, not the region-averaged one"
+    )
+
+
+def with_rare_loud_student(student, bias=-2.2, scale=10.0, seed=4):
+    """``student`` with one more first-layer node that is rarely active (bias ``bias``, unit filter) and has a fan-out
+    ``scale`` times larger than the others: its witness count is a large fraction of its own active samples but a
+    small fraction of all N samples."""
+    rng = np.random.default_rng(seed)
+    (W, b), (W2, b2), *rest = (tuple(None if a is None else np.asarray(a) for a in layer) for layer in student)
+    filt = rng.normal(size=(W.shape[0], 1))
+    W = np.concatenate([W, filt / np.linalg.norm(filt)], axis=1)
+    b = np.append(b, bias)
+    W2 = np.concatenate([W2, scale * rng.normal(size=(1, W2.shape[1]))], axis=0)
+    layers = ((W, b), (W2, b2), *rest)
+    return tuple((jnp.asarray(w), None if c is None else jnp.asarray(c)) for w, c in layers)
+
+
+@pytest.mark.parametrize("widths", [(5, 6, 3), (5, 6, 3, 3)], ids=["two_layer", "deep"])
+def test_regional_alpha_observation_fraction_is_of_all_samples(widths):
+    """Def. 2's witness fraction is over the N samples, not over the student's active samples: a rarely active
+    student with a large fan-out sees each teacher boundary on a large share of its own (few) samples, which must not
+    make it an observer at observer_fraction 0.01."""
+    student = with_rare_loud_student(make_net(2, widths))
+    teacher = make_net(3, (5, 3) + widths[2:])
+    x = gaussian_inputs(3000, 5)
+    fraction = 0.01
+    report = report_of(student, teacher, x, networks.RELU, fraction)
+    expected, _ = numpy_regional_alpha(student, teacher, x, fraction)
+    np.testing.assert_allclose(report.observer_alpha, expected, rtol=RTOL, atol=0)
+    per_active, _ = numpy_regional_alpha(student, teacher, x, fraction, per_active_count=True)
+    assert np.any(per_active > 1.5 * expected), f"the rare loud student would dominate: {per_active} vs {expected}"
 
 
 def test_constant_regions_and_regional_alpha_under_vmap():

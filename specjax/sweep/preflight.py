@@ -51,7 +51,7 @@ def history_bytes_per_run(cfg: ml_collections.ConfigDict, plan: GroupPlan) -> in
     corr = sum(m * n for m, n in zip(teacher, student, strict=True))
     params = sum(a * b + b for a, b in zip(spec.student_widths[:-1], spec.student_widths[1:], strict=True))
     corr_evals = E if cfg.record_corr == "all" else P
-    return 8 * (E * per_eval + P * params) + 4 * corr_evals * corr
+    return 8 * (E * per_eval + P * params + corr_evals * corr)
 
 
 def check(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_devices: int) -> None:

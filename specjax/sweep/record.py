@@ -58,7 +58,7 @@ def record_eval(history: History, record, student, stats, cfg, is_snapshot: bool
         history.append(key("best_student_corr", l), np.max(corr, axis=-2))
         history.append(key("fan_out_norm", l), fan_out)
         if is_snapshot or cfg.record_corr == "all":
-            history.append(key("corr", l), corr.astype(np.float32))
+            history.append(key("corr", l), corr)  # the sweep's dtype, like best_teacher_corr
     if is_snapshot:
         for l, (W, b) in enumerate(student, start=1):
             history.append(key("student_W", l), W)
