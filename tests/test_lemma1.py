@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from specjax.core import networks
-from specjax.theory import lemma1
+from specjax.errors import ArgumentError
+from specjax.theory import lemma1, reports, theorem3, theorem5
 
 # Jitted once (activation static): eager dispatch would dominate the test time.
 statistics = jax.jit(lemma1.lemma1_statistics, static_argnums=(3, 4))
@@ -266,3 +267,37 @@ def test_statistics_vmap_over_runs_equals_loop():
         single = statistics(student, teacher, x, networks.RELU, None)
         for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(single), strict=True):
             np.testing.assert_allclose(a[r], b, rtol=EXACT, atol=EXACT, err_msg="vmapped run equals its own call")
+
+
+REFUSING = {  # every theory function that takes an activation and rests on sigma(z) = sigma'(z) z
+    "hidden_gates": lambda s, t, x, a: lemma1.hidden_gates(s, x, a),
+    "lemma1_matrices": lemma1.lemma1_matrices,
+    "lemma1_errors": lemma1.lemma1_errors,
+    "lemma1_statistics": lambda s, t, x, a: lemma1.lemma1_statistics(s, t, x, a),
+    "effective_fan_out_norms": lambda s, t, x, a: lemma1.effective_fan_out_norms(s, x, a),
+    "mean_alpha": lemma1.mean_alpha,
+    "node_residues": reports.node_residues,
+    "l_shape": reports.l_shape,
+    "theorem3_report": reports.theorem3_report,
+    "analyze_run": reports.analyze_run,
+    "constant_regions": theorem5.constant_regions,
+    "regional_observer_alpha": theorem5.regional_observer_alpha,
+    "theorem5_report": theorem5.theorem5_report,
+    "theorem3_hypothesis": theorem3.theorem3_hypothesis,
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSING))
+def test_theory_functions_refuse_a_non_homogeneous_activation(name):
+    """Softplus is smooth: f_l = D_l W_l^T f_{l-1} fails, so Lemma 1 and the theorems would give meaningless numbers.
+    Each function refuses it in one line naming the argument and itself, also under jit (the check is at trace time);
+    the plain backpropagation, valid for any activation, still runs."""
+    student, teacher = make_net(0, (4, 5, 3, 2), True), make_net(1, (4, 3, 2, 2), True)
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(16, 4)))
+    pattern = rf"^activation: {name} needs a positively homogeneous activation .*'softplus' is not"
+    with pytest.raises(ArgumentError, match=pattern) as refused:
+        REFUSING[name](student, teacher, x, networks.SOFTPLUS)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ArgumentError, match=pattern):
+        jax.jit(REFUSING[name], static_argnums=3)(student, teacher, x, networks.SOFTPLUS)
+    assert len(lemma1.backprop_errors(student, teacher, x, networks.SOFTPLUS)) == 3

@@ -73,3 +73,16 @@ def test_mse_convention_is_2_over_C_times_half_sse_gradient():
     g_mse = jax.grad(networks.squared_error_loss)(params, x, y, convention="mse")
     for a, b in zip(jax.tree.leaves(g_half), jax.tree.leaves(g_mse), strict=True):
         np.testing.assert_allclose(b, a * 2 / 3, rtol=1e-12)
+
+
+def test_activations_carry_whether_they_are_homogeneous():
+    """sigma(z) = sigma'(z) z holds exactly for ReLU, leaky ReLU and linear (homogeneous); softplus is smooth and
+    breaks it, and says so."""
+    z = jnp.linspace(-3.0, 3.0, 13)
+    for activation in (networks.RELU, networks.leaky_relu(0.1), networks.LINEAR):
+        assert activation.homogeneous
+        np.testing.assert_array_equal(activation(z), activation.gate(z) * z)
+    assert not networks.SOFTPLUS.homogeneous and networks.Activation.from_config("softplus") == networks.SOFTPLUS
+    np.testing.assert_allclose(networks.SOFTPLUS(z), np.log1p(np.exp(np.asarray(z))), rtol=1e-14)
+    np.testing.assert_allclose(networks.SOFTPLUS.gate(z), jax.vmap(jax.grad(networks.SOFTPLUS))(z), rtol=1e-14)
+    assert np.abs(networks.SOFTPLUS(z) - networks.SOFTPLUS.gate(z) * z).min() > 0.1, "the identity fails everywhere"

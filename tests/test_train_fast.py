@@ -30,9 +30,10 @@ BASE = Spec(d=6, teacher_widths=(4,), c=3, over_realization=2, n_train=64, n_eva
         {"loss": "mse"},
         {"activation": networks.leaky_relu(0.1), "use_bias": False},
         {"activation": networks.LINEAR},
+        {"activation": networks.SOFTPLUS, "teacher": "deep", "teacher_widths": (5, 4)},
         {"teacher": "deep", "teacher_widths": (5, 4, 3), "student_init": "uniform"},
     ],
-    ids=["two_layer", "mse", "leaky_no_bias", "linear", "deep"],
+    ids=["two_layer", "mse", "leaky_no_bias", "linear", "softplus_deep", "deep"],
 )
 def test_hand_written_gradient_equals_jax_grad(changes):
     spec = dataclasses.replace(BASE, **changes)

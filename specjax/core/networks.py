@@ -22,7 +22,10 @@ Array = jax.Array
 Layer = tuple[Array, Array | None]
 Params = tuple[Layer, ...]
 
-ACTIVATIONS = ("relu", "leaky_relu", "linear")
+ACTIVATIONS = ("relu", "leaky_relu", "linear", "softplus")
+#: The activations with :math:`\sigma(cz)=c\,\sigma(z)` for :math:`c>0`, equivalently :math:`\sigma(z)=\sigma'(z)z`:
+#: the identity Lemma 1 and every theorem built on it rest on (docs/theory.md §1). Softplus is smooth, not homogeneous.
+HOMOGENEOUS_ACTIVATIONS = ("relu", "leaky_relu", "linear")
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 
 
@@ -61,8 +64,10 @@ class Activation:
     """The hidden activation :math:`\\sigma` as one hashable value (a static argument under ``jit``).
 
     Attributes:
-      name: ``'relu'``, ``'leaky_relu'`` or ``'linear'``.
+      name: ``'relu'``, ``'leaky_relu'``, ``'linear'`` or ``'softplus'`` (:math:`\\log(1+e^z)`, smooth).
       slope: negative-side slope ``a`` of the leaky ReLU; 0 for the others (:meth:`from_config` drops it).
+      homogeneous: (property) whether :math:`\\sigma(z)=\\sigma'(z)z`, which Lemma 1 and the theorems need; the
+        theory functions refuse an activation without it.
 
     Registered as a pytree without leaves, so it can be passed through ``jit``/``vmap`` like any argument and is
     always static. Use the constants :data:`RELU`, :data:`LINEAR` and :func:`leaky_relu`.
@@ -91,24 +96,35 @@ class Activation:
             raise ValueError(f"activation: unknown value {name!r}; expected one of {ACTIVATIONS}")
         return cls(name, float(slope) if name == "leaky_relu" else 0.0)
 
+    @property
+    def homogeneous(self) -> bool:
+        """Whether :math:`\\sigma(z)=\\sigma'(z)z` (positive homogeneity): true for ReLU, leaky ReLU and linear."""
+        return self.name in HOMOGENEOUS_ACTIVATIONS
+
     def __call__(self, z: Array) -> Array:
-        """:math:`\\sigma(z)` elementwise: ``max(z, 0)``, ``z`` or ``a z`` below 0 (leaky), or ``z`` (linear)."""
+        """:math:`\\sigma(z)` elementwise: ``max(z, 0)``, ``z`` or ``a z`` below 0 (leaky), ``z`` (linear), or
+        :math:`\\log(1+e^z)` (softplus)."""
         if self.name == "relu":
             return jnp.maximum(z, 0)
         if self.name == "leaky_relu":
             return jnp.where(z > 0, z, self.slope * z)
+        if self.name == "softplus":
+            return jax.nn.softplus(z)
         return z
 
     def gate(self, z: Array) -> Array:
         """:math:`\\sigma'(z)`, the diagonal of :math:`D_l` (:math:`\\sigma'(0)=0` for ReLU, ``a`` for leaky).
 
         Entries are in ``{0, 1}`` for ReLU, ``{a, 1}`` for leaky ReLU and ``1`` for linear, so that
-        :math:`\\sigma(z)=\\sigma'(z)z`.
+        :math:`\\sigma(z)=\\sigma'(z)z` (:attr:`homogeneous`); the logistic sigmoid :math:`1/(1+e^{-z})` for softplus,
+        where that identity fails.
         """
         if self.name == "relu":
             return (z > 0).astype(z.dtype)
         if self.name == "leaky_relu":
             return jnp.where(z > 0, 1.0, self.slope).astype(z.dtype)
+        if self.name == "softplus":
+            return jax.nn.sigmoid(z)
         return jnp.ones_like(z)
 
 
@@ -118,6 +134,8 @@ jax.tree_util.register_pytree_node(Activation, lambda a: ((), (a.name, a.slope))
 RELU = Activation("relu")
 #: The identity (a linear network).
 LINEAR = Activation("linear")
+#: Softplus :math:`\\log(1+e^z)`, a smooth activation: not homogeneous, so the theory functions refuse it.
+SOFTPLUS = Activation("softplus")
 
 
 def leaky_relu(slope: float) -> Activation:
@@ -130,7 +148,7 @@ def check_activation(activation: Activation) -> Activation:
     if not isinstance(activation, Activation):
         raise ValueError(
             f"activation: unknown value {activation!r}; expected an Activation (networks.RELU, "
-            "networks.leaky_relu(a), networks.LINEAR or Activation.from_config(name, slope))"
+            "networks.leaky_relu(a), networks.LINEAR, networks.SOFTPLUS or Activation.from_config(name, slope))"
         )
     return activation
 

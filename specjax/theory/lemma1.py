@@ -17,7 +17,8 @@ where :math:`g_l=-\\partial J_x/\\partial z_l` is the backpropagated error. Colu
 The last row of every :math:`\\hat V_l` is :math:`[0,\\dots,0,1]` (the constant path), so the top-left blocks of
 :math:`\\hat A_l,\\hat B_l` are the unhatted :math:`A_l,B_l` and :math:`\\hat\\beta_{kk}=\\|v_k\\|^2` for ``k < n_l``.
 
-``D_l`` holds :math:`\\sigma'(z_l)`: 0/1 for ReLU, ``{a, 1}`` for leaky ReLU (Lemma 1 holds unchanged).
+``D_l`` holds :math:`\\sigma'(z_l)`: 0/1 for ReLU, ``{a, 1}`` for leaky ReLU (Lemma 1 holds unchanged). A
+non-homogeneous activation (softplus) is refused by :func:`require_homogeneous`.
 
 Layer indexing: hidden layer ``l = 1..L-1`` is entry ``l - 1`` of every returned tuple. Parameters follow
 :mod:`specjax.core.networks` (``W`` is ``(fan_in, fan_out)``; a missing bias counts as 0). Every function is pure, has
@@ -31,7 +32,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from specjax.core.networks import RELU, Activation, Layer, Params, forward
+from specjax.core.networks import HOMOGENEOUS_ACTIVATIONS, RELU, Activation, Layer, Params, check_activation, forward
+from specjax.errors import ArgumentError
 
 Array = jax.Array
 
@@ -66,6 +68,26 @@ class Lemma1Statistics(NamedTuple):
     hs_ss: tuple[Array, ...]
 
 
+def require_homogeneous(activation: Activation, function: str) -> Activation:
+    """``activation`` if it is positively homogeneous, :math:`\\sigma(z)=\\sigma'(z)z` (docs/theory.md §1).
+
+    Lemma 1's :math:`f_l=D_lW_l^\\top f_{l-1}` and every statement built on it (Corollary 1, Theorems 2-5, the L-shape's
+    :math:`\\beta_{kk}`) rest on that identity; a smooth activation such as softplus would give numbers that mean
+    nothing. Every function of :mod:`specjax.theory` that takes an activation calls this first (at trace time), except
+    the plain backpropagation (:func:`backprop_errors`, ``reports.per_sample_gradient_magnitudes``), which holds for
+    any activation.
+
+    Raises:
+      ArgumentError: one line naming ``activation`` and ``function``.
+    """
+    if not check_activation(activation).homogeneous:
+        raise ArgumentError(
+            f"activation: {function} needs a positively homogeneous activation (sigma(z) = sigma'(z) z, on which "
+            f"Lemma 1 rests); {activation.name!r} is not; use one of {HOMOGENEOUS_ACTIVATIONS}"
+        )
+    return activation
+
+
 def augment_layer(layer: Layer) -> Array:
     """:math:`\\hat W=\\begin{bmatrix}W&0\\\\b^\\top&1\\end{bmatrix}`, shape ``(fan_in + 1, fan_out + 1)``."""
     weights, bias = layer
@@ -96,6 +118,7 @@ def hidden_gates(
     Returns:
       ``(gates, activations)``, each a tuple of ``(..., n_l)`` arrays for ``l = 1..L-1``.
     """
+    require_homogeneous(activation, "hidden_gates")
     _, hidden = forward(params, x, activation)
     return (tuple(activation.gate(h.pre) for h in hidden), tuple(h.post for h in hidden))
 
@@ -134,6 +157,7 @@ def lemma1_matrices(student: Params, teacher: Params, x: Array, activation: Acti
       :class:`Lemma1Matrices` with arrays ``(N, n_l + 1, m_l + 1)`` and ``(N, n_l + 1, n_l + 1)``. Memory grows as
       ``N n_l^2``; use :func:`lemma1_statistics` for means over large sets.
     """
+    require_homogeneous(activation, "lemma1_matrices")
     student_gates, _ = hidden_gates(student, x, activation)
     teacher_gates, _ = hidden_gates(teacher, x, activation)
     batch = x.shape[:-1]
@@ -155,6 +179,7 @@ def lemma1_errors(student: Params, teacher: Params, x: Array, activation: Activa
     Returns:
       per hidden layer, ``(N, n_l)``. Equal to :func:`backprop_errors` (tested to ~1e-15).
     """
+    require_homogeneous(activation, "lemma1_errors")
     matrices = lemma1_matrices(student, teacher, x, activation)
     student_gates, student_acts = hidden_gates(student, x, activation)
     _, teacher_acts = hidden_gates(teacher, x, activation)
@@ -171,6 +196,7 @@ def backprop_errors(student: Params, teacher: Params, x: Array, activation: Acti
     """Backpropagated errors by the direct recursion :math:`g_L=f^*_L-f_L`, :math:`g_{l-1}=D_{l-1}W_lg_l`.
 
     :math:`g_l=-\\partial J_x/\\partial z_l` with :math:`J_x=\\tfrac12\\|f^*_L(x)-f_L(x)\\|^2` (docs/theory.md §1).
+    Plain backpropagation: it holds for any activation, homogeneous or not.
 
     Args:
       x: ``(..., d)``.
@@ -245,6 +271,7 @@ def lemma1_statistics(
     Returns:
       :class:`Lemma1Statistics` of means over the ``N`` samples.
     """
+    require_homogeneous(activation, "lemma1_statistics")
     count = x.shape[0]
     if chunk_size is None or chunk_size >= count:
         sums = _statistics_sums(student, teacher, x, jnp.ones((count,), x.dtype), activation)
@@ -277,6 +304,7 @@ def effective_fan_out_norms(student: Params, x: Array, activation: Activation = 
     Returns:
       per hidden layer, ``(n_l,)``.
     """
+    require_homogeneous(activation, "effective_fan_out_norms")
     gates, _ = hidden_gates(student, x, activation)
     norms = []
     for v in effective_fan_outs(student, gates):
@@ -297,6 +325,7 @@ def mean_alpha(student: Params, teacher: Params, x: Array, activation: Activatio
     Returns:
       per hidden layer, ``(n_l, m_l)``.
     """
+    require_homogeneous(activation, "mean_alpha")
     student_gates, _ = hidden_gates(student, x, activation)
     teacher_gates, _ = hidden_gates(teacher, x, activation)
     overlaps = []

@@ -115,6 +115,7 @@ def node_residues(
     Returns:
       ``(n, fan_in + 1, C)`` with ``fan_in`` the width feeding the top hidden layer (``d`` for two layers).
     """
+    lemma1.require_homogeneous(activation, "node_residues")
     count = x.shape[0]
     chunks = -(-count // chunk_size)
     padding = chunks * chunk_size - count
@@ -189,6 +190,7 @@ class LShape(NamedTuple):
 
 def l_shape(student: Params, teacher: Params, x: Array, activation: Activation = RELU) -> tuple[LShape, ...]:
     """:class:`LShape` for every hidden layer, on evaluation inputs ``x (N, d)``."""
+    lemma1.require_homogeneous(activation, "l_shape")
     corr = _correlations(student, teacher, x, activation)
     fan_out = lemma1.effective_fan_out_norms(student, x, activation)
     return tuple(LShape(metrics.best_per_student(c), f) for c, f in zip(corr, fan_out, strict=True))
@@ -241,6 +243,7 @@ def theorem3_report(
         criterion is ``> 0.95``).
       convention: loss convention of :func:`specjax.core.networks.squared_error_loss`.
     """
+    lemma1.require_homogeneous(activation, "theorem3_report")
     shape = l_shape(student, teacher, x, activation)[layer]
     unspecialized = shape.specialization <= threshold
     targets = forward(teacher, x, activation)[0]
@@ -290,6 +293,7 @@ def analyze_run(
 
     Shared forward passes are computed once by XLA under ``jit`` (common-subexpression elimination).
     """
+    lemma1.require_homogeneous(activation, "analyze_run")
     _, hidden = forward(student, x, activation)
     _, teacher_hidden = forward(teacher, x, activation)
     corr = metrics.correlation(teacher_hidden[0].post, hidden[0].post)

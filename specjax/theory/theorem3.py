@@ -86,6 +86,7 @@ def theorem3_hypothesis(
       rank_tol: singular values above ``rank_tol`` times the largest count towards the rank.
       convention: loss convention of the pruning loss change.
     """
+    lemma1.require_homogeneous(activation, "theorem3_hypothesis")
     _, hidden = forward(student, x, activation)
     _, teacher_hidden = forward(teacher, x, activation)
     corr = metrics.correlation(teacher_hidden[layer].post, hidden[layer].post)

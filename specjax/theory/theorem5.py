@@ -96,6 +96,7 @@ def constant_regions(student: Params, teacher: Params, x: Array, activation: Act
     Returns:
       ``(region (N,) int32 in [0, count), count)``; a net with one hidden layer has one region.
     """
+    lemma1.require_homogeneous(activation, "constant_regions")
     _, hidden = forward(student, x, activation)
     _, teacher_hidden = forward(teacher, x, activation)
     bits = [h.pre > 0 for h in hidden[1:]] + [h.pre > 0 for h in teacher_hidden[1:]]
@@ -143,6 +144,7 @@ def regional_observer_alpha(
     per-sample :math:`v_k(x)^\\top v^*_j(x)` of layer 1 (:func:`specjax.theory.lemma1.effective_fan_outs`) at a sample
     of ``R`` (constant on ``R``). Memory ``O(N C (n + m))``: the teachers are processed one at a time.
     """
+    lemma1.require_homogeneous(activation, "regional_observer_alpha")
     count = x.shape[0]
     region, num_regions = constant_regions(student, teacher, x, activation)
     segments = count if len(student) > 2 else 1  # static bound on the number of regions
@@ -214,6 +216,7 @@ def theorem5_report(
     observer_fraction: float = 0.0,
 ) -> Theorem5Report:
     """:class:`Theorem5Report` on evaluation inputs ``x (N, d)`` (standing in for the training region)."""
+    lemma1.require_homogeneous(activation, "theorem5_report")
     _, hidden = forward(student, x, activation)
     _, teacher_hidden = forward(teacher, x, activation)
     corr = metrics.correlation(teacher_hidden[0].post, hidden[0].post)
