@@ -3,8 +3,6 @@ results; stage by stage (plan -> compile/train -> record -> checkpoint -> summar
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import jax
@@ -16,6 +14,7 @@ from specjax import config as config_lib
 from specjax import store
 from specjax.errors import ConfigError
 from specjax.sweep import checkpoint, grow, preflight, signals
+from specjax.sweep.metrics_log import MetricsLog
 from specjax.sweep.plan import GroupPlan, is_accelerator, plan_groups, step_cost
 from specjax.sweep.progress import Progress, ProgressFn
 from specjax.sweep.record import group_arrays
@@ -92,31 +91,6 @@ def run_sweep(
             return _train_and_summarize(cfg, plans, wd, mesh, progress, ident)
 
 
-def _metrics_logger(path: Path | None, plan: GroupPlan, wave: int, progress: Progress):
-    """Appends one JSON line per evaluation of a wave to ``path`` (``wd/metrics.jsonl``; ``tail -f`` it, or
-    ``pandas.read_json(path, lines=True)``): where and when, :func:`specjax.sweep.train.eval_summary`, run-steps/s."""
-    if path is None:
-        return None
-
-    def log(epoch: int, summary: dict) -> None:
-        record = {
-            "time": round(time.time(), 3),
-            "group": plan.index,
-            "over_realization": plan.over_realization,
-            "wave": wave,
-            "epoch": int(epoch),
-            **summary,
-            "run_steps_per_s": round(progress.rate, 1),
-        }
-        try:
-            with open(path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        except OSError as e:
-            raise store.StoreError(f"{path}: cannot append to the metrics log ({e.strerror})") from None
-
-    return log
-
-
 def train_groups(
     cfg,
     plans: list[GroupPlan],
@@ -139,15 +113,14 @@ def train_groups(
     prog = Progress(total, progress)
     interval = cfg.steps_per_epoch * cfg.eval_every
     metrics_path = metrics_path or (wd / "metrics.jsonl" if wd is not None else None)
+    log = MetricsLog(metrics_path) if metrics_path is not None else None
     out = []
     with jax.default_matmul_precision(cfg.matmul_precision):
         for plan in plans:
             program = cached_program(plan.spec, cfg.chunk_steps or interval, mesh)
             prog.start_group()
             waves = [
-                train_wave(
-                    cfg, plan, program, w, runs, wd, prog, ident, _metrics_logger(metrics_path, plan, w, prog), start
-                )
+                train_wave(cfg, plan, program, w, runs, wd, prog, ident, log and log.wave_logger(plan, w, prog), start)
                 for w, runs in enumerate(plan.waves)
             ]
             out.append(finish(plan, waves))

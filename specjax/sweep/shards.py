@@ -21,7 +21,7 @@ import numpy as np
 from specjax import config as config_lib
 from specjax import store
 from specjax.errors import ConfigError, StoreError, SweepError
-from specjax.sweep import checkpoint, preflight, signals
+from specjax.sweep import checkpoint, metrics_log, preflight, signals
 from specjax.sweep.plan import GroupPlan, assign_shards, is_accelerator, plan_groups
 from specjax.sweep.progress import ProgressFn
 from specjax.sweep.record import group_arrays
@@ -185,6 +185,8 @@ def merge(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], workdir: Path,
         store.save_npz(workdir / "results" / f"group{plan.index}.npz", arrays)
         all_arrays.append(arrays)
     summary = summarize(cfg, plans, all_arrays)
+    logs = [checkpoint.shard_dir(workdir, (i, count)) / "metrics.jsonl" for i in range(count)]
+    metrics_log.merge(workdir / "metrics.jsonl", logs)  # before summary.json, which marks the merge done
     store.save_json(workdir / "summary.json", summary)
     return SweepResult(cfg, all_arrays, summary, workdir)
 

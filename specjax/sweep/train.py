@@ -20,6 +20,7 @@ import numpy as np
 from specjax.core import metrics
 from specjax.engine import ChunkStats, Hparams, Program, RunState, Spec
 from specjax.sweep import checkpoint, signals
+from specjax.sweep.metrics_log import setting_summaries
 from specjax.sweep.plan import GroupPlan, run_inputs, snapshot_epochs, step_cost
 from specjax.sweep.progress import Progress
 from specjax.sweep.record import History, record_eval, wave_result
@@ -101,7 +102,8 @@ def train_wave(
     """Trains (or resumes) one wave of a group; returns its arrays with the runs axis first.
 
     Args:
-      on_eval: called with ``(epoch, eval_summary(...))`` after each evaluation (the metrics log).
+      on_eval: called with ``(epoch, per_setting)`` after each evaluation (the metrics log): per setting of the
+        wave's runs, :func:`specjax.sweep.metrics_log.setting_summaries`.
       start: a grown sweep's runs that continue (:mod:`specjax.sweep.grow`): called as ``start(plan, wave, runs)``
         when the wave has no checkpoint; returns ``None`` or ``(leaves, history, chunks_done)``: the runs' states
         (one host array per :class:`~specjax.engine.RunState` leaf, leading axis ``len(runs)``), their
@@ -140,6 +142,7 @@ def train_wave(
         progress.skip(n * chunks_done * chunk * cost)
 
     real = np.array([r in plan.trained for r in runs])
+    setting_of = np.array([plan.run_at(r) for r in runs]) // plan.seeds
     summary: dict = {}
 
     def evaluate(stats, epoch):
@@ -148,9 +151,12 @@ def train_wave(
             (_concat(records), _concat([b.state.student for b in blocks]), [b.state.diverged_at for b in blocks])
         )
         record_eval(history, record, student, stats, cfg, epoch in snaps)
-        summary.update(eval_summary(history, np.concatenate(diverged_at) >= 0, real))
+        diverged = np.concatenate(diverged_at) >= 0
+        summary.update(eval_summary(history, diverged, real))
         if on_eval is not None:
-            on_eval(epoch, summary)
+            a = history.arrays
+            best = a[key("best_teacher_corr", 1)][-1]
+            on_eval(epoch, setting_summaries(best, a["eval_loss"][-1], a["eval_mse"][-1], diverged, setting_of, real))
 
     def save(done: bool) -> None:
         checkpoint.save_checkpoint(ckpt, [b.state for b in blocks], history, chunks_done, pending, done, sweep, layout)
@@ -195,7 +201,7 @@ _warm: set = set()
 
 
 def eval_summary(history: History, diverged: np.ndarray, real: np.ndarray) -> dict:
-    """The latest evaluation of a wave's runs in a few numbers, for the progress line and the metrics log.
+    """The latest evaluation of a wave's runs in a few numbers, for the progress line.
 
     Args:
       diverged: ``(runs,)`` bool; real: ``(runs,)`` bool, False for padding (left out of every number).
