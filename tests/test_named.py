@@ -11,8 +11,8 @@ from specjax import sweep  # noqa: E402
 from specjax.config import default_config  # noqa: E402
 from specjax.core import metrics  # noqa: E402
 from specjax.engine import Hparams, Spec, init_run, make_mesh  # noqa: E402
-from specjax.errors import SpecjaxError  # noqa: E402
-from specjax.sweep import named  # noqa: E402
+from specjax.errors import ArgumentError, SpecjaxError  # noqa: E402
+from specjax.sweep import analysis, named  # noqa: E402
 
 
 def small_config():
@@ -97,6 +97,95 @@ def test_run_selection_refuses_what_the_sweep_does_not_hold(result, kwargs, mess
         result.run(**kwargs)
     with pytest.raises(SpecjaxError, match="not a snapshot epoch"):
         result.run(seed=0, over_realization=1, teacher_polarity=0.0, lr=0.1).student(1)
+
+
+RUN = {"over_realization": 1, "teacher_polarity": 0.0, "lr": 0.1}
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda r: r.run(1.5, **RUN), r"seed: expected an integer \(a seed index 0\.\.2\), got 1\.5$"),
+        (lambda r: r.run(True, **RUN), r"seed: expected an integer \(a seed index 0\.\.2\), got True$"),
+        (lambda r: r.run("0", **RUN), r"seed: expected an integer .*, got '0'$"),
+        (lambda r: r.run(-1, **RUN), r"seed: -1 is out of range; the sweep has seeds 0\.\.2$"),
+        (lambda r: r.run(10**300, **RUN), r"seed: 1000.*\.\.\. is out of range; the sweep has seeds 0\.\.2$"),
+        (lambda r: r.run(0, **{**RUN, "lr": "abc"}), r"lr: expected a number \(one of \[0\.05, 0\.1\]\), got 'abc'$"),
+        (
+            lambda r: r.run(0, **{**RUN, "lr": [0.1]}),
+            r"lr: expected a number \(one of \[0\.05, 0\.1\]\), got \[0\.1\]$",
+        ),
+        (lambda r: r.run(0, **{**RUN, "lr": float("nan")}), r"lr: expected a number .*, got nan$"),
+        (
+            lambda r: r.run(0, **{**RUN, "over_realization": None}),
+            r"over_realization: expected a number \(one of \[1, 2\]\)",
+        ),
+        (
+            lambda r: r.run(0, **RUN).student(2.7),
+            r"epoch: expected an integer \(a snapshot epoch, one of \[0, 2\]\), got 2\.7$",
+        ),
+        (lambda r: r.run(0, **RUN).student("last"), r"epoch: expected an integer .*, got 'last'$"),
+        (
+            lambda r: r.analyze(1, samples=1),
+            r"samples: 1 is out of range \(evaluation inputs 2\.\.40; a correlation needs two\)$",
+        ),
+        (lambda r: r.analyze(1, samples=-5), r"samples: -5 is out of range \(evaluation inputs 2\.\.40"),
+        (lambda r: r.analyze(1, samples=0), r"samples: 0 is out of range"),
+        (lambda r: r.analyze(1, samples=41), r"samples: 41 is out of range"),
+        (lambda r: r.analyze(1, samples=2.5), r"samples: expected an integer \(evaluation inputs 2\.\.40.*got 2\.5$"),
+        (
+            lambda r: r.analyze(1, epoch=2.7),
+            r"epoch: expected an integer \(a snapshot epoch, one of \[0, 2\]\), got 2\.7$",
+        ),
+        (lambda r: r.analyze(1, epoch=float("nan")), r"epoch: expected an integer .*, got nan$"),
+        (lambda r: r.analyze(1.5), r"over_realization: expected an integer \(one of \[1, 2\]\), got 1\.5$"),
+        (lambda r: r.analyze("1"), r"over_realization: expected an integer .*, got '1'$"),
+        (lambda r: r.analyze(3), r"over_realization: 3 is not in the sweep; its values are \[1, 2\]$"),
+        (lambda r: analysis.analyze_group(r, 1, threshold=float("nan")), r"threshold: expected a number .*got nan$"),
+        (
+            lambda r: analysis.analyze_group(r, 1, threshold=2),
+            r"threshold: 2\.0 is out of range \(a correlation in \[-1, 1\]\)$",
+        ),
+    ],
+    ids=[
+        "run_seed_float",
+        "run_seed_bool",
+        "run_seed_str",
+        "run_seed_negative",
+        "run_seed_huge",
+        "run_lr_str",
+        "run_lr_list",
+        "run_lr_nan",
+        "run_group_none",
+        "student_epoch_float",
+        "student_epoch_str",
+        "analyze_samples_1",
+        "analyze_samples_negative",
+        "analyze_samples_0",
+        "analyze_samples_above_n_eval",
+        "analyze_samples_float",
+        "analyze_epoch_float",
+        "analyze_epoch_nan",
+        "analyze_group_float",
+        "analyze_group_str",
+        "analyze_group_absent",
+        "analyze_threshold_nan",
+        "analyze_threshold_above_1",
+    ],
+)
+def test_run_and_analyze_refuse_bad_arguments_naming_them_and_their_valid_values(result, call, message):
+    with pytest.raises(ArgumentError, match=message) as info:
+        call(result)
+    assert "\n" not in str(info.value)
+
+
+def test_run_and_analyze_accept_integral_numbers_of_any_type(result):
+    """2.0, NumPy integers and 0-d arrays (what ``ds.seed[1].values`` gives) select like plain ints."""
+    view = result.run(np.array(1), over_realization=np.int64(2), teacher_polarity=np.float64(1.0), lr=0.1)
+    assert view.settings["seed"] == 1 and view.settings["over_realization"] == 2
+    np.testing.assert_array_equal(view.student(2.0)[0][0], view.student()[0][0])
+    group = result.analyze(2.0, epoch=np.int64(2), samples=np.int32(20))
+    assert group.over_realization == 2 and group.epoch == 2
 
 
 def test_missing_extra_is_named(result, monkeypatch):

@@ -17,7 +17,8 @@ import numpy as np
 
 from specjax import config as config_lib
 from specjax.engine import Spec, eval_inputs, seed_key
-from specjax.errors import SpecjaxError
+from specjax.errors import ArgumentError
+from specjax.sweep.named import _show, check_epoch, integer_argument, number_argument
 from specjax.sweep.schema import key
 from specjax.theory import reports
 
@@ -79,6 +80,47 @@ def _program(spec: Spec, samples: int, threshold: float):
     return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None)))
 
 
+class AnalyzeArgs(NamedTuple):
+    """:func:`analyze_group`'s arguments, checked: the group's index, the snapshot epoch and its position, the number
+    of evaluation inputs and the threshold."""
+
+    group: int
+    epoch: int
+    snapshot: int
+    samples: int
+    threshold: float
+
+
+def check_analyze_args(result, over_realization, epoch=None, samples=None, threshold=0.95) -> AnalyzeArgs:
+    """Checks the arguments of an analysis of one group before anything is computed.
+
+    Raises:
+      ArgumentError: ``over_realization`` is not one of the sweep's, ``epoch`` not one of its snapshot epochs,
+        ``samples`` not an integer in ``2..n_eval`` (a correlation needs two inputs), or ``threshold`` not a number
+        in ``[-1, 1]``; the message names the argument and lists its valid values.
+    """
+    cfg = result.config
+    groups = [int(o) for o in cfg.over_realization]
+    over_realization = integer_argument("over_realization", over_realization, f"one of {groups}")
+    if over_realization not in groups:
+        raise ArgumentError(f"over_realization: {_show(over_realization)} is not in the sweep; its values are {groups}")
+    g = groups.index(over_realization)
+    snaps = [int(e) for e in result.arrays[g]["snapshot_epochs"]]
+    epoch = snaps[-1] if epoch is None else check_epoch(epoch, snaps)
+    n_eval = int(cfg.n_eval)
+    if samples is None:
+        samples = n_eval
+    else:
+        valid = f"evaluation inputs 2..{n_eval}; a correlation needs two"
+        samples = integer_argument("samples", samples, valid)
+        if not 2 <= samples <= n_eval:
+            raise ArgumentError(f"samples: {_show(samples)} is out of range ({valid})")
+    threshold = number_argument("threshold", threshold, "a correlation in [-1, 1]")
+    if not -1.0 <= threshold <= 1.0:
+        raise ArgumentError(f"threshold: {threshold} is out of range (a correlation in [-1, 1])")
+    return AnalyzeArgs(g, epoch, snaps.index(epoch), samples, threshold)
+
+
 def analyze_group(
     result, over_realization: int, epoch: int | None = None, samples: int | None = None, threshold: float = 0.95
 ) -> GroupAnalysis:
@@ -88,23 +130,17 @@ def analyze_group(
       result: a :class:`~specjax.sweep.SweepResult`.
       over_realization: the group.
       epoch: a snapshot epoch (``result.arrays[g]['snapshot_epochs']``).
-      samples: evaluation inputs used (default: all ``n_eval``; fewer is faster).
-      threshold: correlation below which a student is unaligned (Theorem 3).
+      samples: evaluation inputs used, ``2..n_eval`` (default: all ``n_eval``; fewer is faster).
+      threshold: correlation in ``[-1, 1]`` below which a student is unaligned (Theorem 3).
 
     Raises:
-      SpecjaxError: the group or epoch is not in the sweep.
+      ArgumentError: an argument is invalid (:func:`check_analyze_args`: the group or epoch is not in the sweep,
+        ``samples`` is not in ``2..n_eval``, ``threshold`` is not in ``[-1, 1]``).
     """
+    g, epoch, p, samples, threshold = check_analyze_args(result, over_realization, epoch, samples, threshold)
     cfg = result.config
-    groups = [int(o) for o in cfg.over_realization]
-    if over_realization not in groups:
-        raise SpecjaxError(f"over_realization: {over_realization} is not in the sweep; its values are {groups}")
-    g = groups.index(over_realization)
+    over_realization = int(cfg.over_realization[g])
     a = result.arrays[g]
-    snaps = [int(e) for e in a["snapshot_epochs"]]
-    epoch = snaps[-1] if epoch is None else int(epoch)
-    if epoch not in snaps:
-        raise SpecjaxError(f"epoch: {epoch} is not a snapshot epoch; kept: {snaps}")
-    p = snaps.index(epoch)
     spec = Spec.from_config(cfg, over_realization)
     S, N = a["eval_loss"].shape[:2]
     layers = len(spec.student_widths) - 1
@@ -120,7 +156,7 @@ def analyze_group(
 
     seed_index = jnp.tile(jnp.arange(N, dtype=jnp.int32), S)
     data_std = jnp.repeat(jnp.asarray(a["data_std"], spec.float_dtype), N)
-    program = _program(spec, int(samples or spec.n_eval), float(threshold))
+    program = _program(spec, samples, threshold)
     runs = program(params("student", p), params("teacher"), seed_index, data_std, cfg.seed)
     runs = jax.tree.map(lambda v: np.asarray(v).reshape(S, N, *np.shape(v)[1:]), jax.device_get(runs))
     stats = {l + 1: l_shape_stats(shape.specialization, shape.fan_out) for l, shape in enumerate(runs.l_shape)}

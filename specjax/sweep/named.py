@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
+import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -19,7 +22,7 @@ import numpy as np
 from specjax import config as config_lib
 from specjax.core import metrics
 from specjax.engine import Hparams, Spec, eval_inputs, seed_key
-from specjax.errors import SpecjaxError
+from specjax.errors import ArgumentError, SpecjaxError
 from specjax.sweep.schema import SPECS, key
 
 #: The per-evaluation scalars of each run.
@@ -150,11 +153,9 @@ class RunView:
         """Student parameters at a snapshot epoch (default: the last).
 
         Raises:
-          SpecjaxError: ``epoch`` is not a snapshot epoch (names the ones kept).
+          ArgumentError: ``epoch`` is not a snapshot epoch (names the ones kept).
         """
-        epoch = max(self.snapshots) if epoch is None else int(epoch)
-        if epoch not in self.snapshots:
-            raise SpecjaxError(f"epoch: {epoch} is not a snapshot epoch; kept: {sorted(self.snapshots)}")
+        epoch = max(self.snapshots) if epoch is None else check_epoch(epoch, list(self.snapshots))
         return self.snapshots[epoch]
 
     def eval_inputs(self) -> jax.Array:
@@ -162,34 +163,102 @@ class RunView:
         return eval_inputs(self.spec, self.settings["data_std"], self.key)
 
 
-def _index(values, wanted, field: str) -> int:
-    matches = [i for i, v in enumerate(values) if np.isclose(v, wanted, rtol=1e-12, atol=0)]
+def _scalar(value):
+    """A 0-d NumPy or JAX array as its Python scalar (``ds.seed[1].values`` selects a seed); anything else as is."""
+    if not isinstance(value, (str, bytes)) and hasattr(value, "item") and np.ndim(value) == 0:
+        return value.item()
+    return value
+
+
+def _show(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that a huge argument still gives a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_real(value) -> bool:
+    """A real number (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def integer_argument(name: str, value, valid: str) -> int:
+    """``value`` as an ``int`` if it is an integral number (``2`` or ``2.0``; not ``2.7``, ``True``, ``'2'``, NaN).
+
+    Raises:
+      ArgumentError: ``value`` is not integral; the message names ``name`` and the ``valid`` values.
+    """
+    value = _scalar(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if _is_real(value) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise ArgumentError(f"{name}: expected an integer ({valid}), got {_show(value)}")
+
+
+def number_argument(name: str, value, valid: str) -> float:
+    """``value`` as a ``float`` if it is a finite real number (not a bool, a string or NaN).
+
+    Raises:
+      ArgumentError: ``value`` is not a finite number; the message names ``name`` and the ``valid`` values.
+    """
+    value = _scalar(value)
+    if not _is_real(value) or not math.isfinite(value):
+        raise ArgumentError(f"{name}: expected a number ({valid}), got {_show(value)}")
+    return float(value)
+
+
+def value_index(values: Sequence[float], wanted, field: str) -> int:
+    """Position of ``wanted`` in a swept field's ``values`` (equal to 1e-12 relative).
+
+    Raises:
+      ArgumentError: ``wanted`` is not a finite number or not one of ``values`` (names ``field``, lists ``values``).
+    """
+    number = number_argument(field, wanted, f"one of {list(values)}")
+    matches = [i for i, v in enumerate(values) if np.isclose(v, number, rtol=1e-12, atol=0)]
     if not matches:
-        raise SpecjaxError(f"{field}: {wanted!r} is not in the sweep; its values are {list(values)}")
+        raise ArgumentError(f"{field}: {_show(_scalar(wanted))} is not in the sweep; its values are {list(values)}")
     return matches[0]
+
+
+def check_seed(seed, seeds: int) -> int:
+    """``seed`` as an ``int`` if it is a seed index of a sweep with ``seeds`` seeds; else an :class:`ArgumentError`."""
+    valid = f"a seed index 0..{seeds - 1}"
+    seed = integer_argument("seed", seed, valid)
+    if not 0 <= seed < seeds:
+        raise ArgumentError(f"seed: {_show(seed)} is out of range; the sweep has seeds 0..{seeds - 1}")
+    return seed
+
+
+def check_epoch(epoch, snapshots: Sequence[int]) -> int:
+    """``epoch`` as an ``int`` if it is one of the ``snapshots`` epochs; else an :class:`ArgumentError` listing them."""
+    kept = sorted(int(e) for e in snapshots)
+    epoch = integer_argument("epoch", epoch, f"a snapshot epoch, one of {kept}")
+    if epoch not in kept:
+        raise ArgumentError(f"epoch: {_show(epoch)} is not a snapshot epoch; kept: {kept}")
+    return epoch
 
 
 def select_run(result, seed: int, **settings: float) -> RunView:
     """The run with the given seed index and setting values (a field with one value in the sweep may be omitted).
 
     Raises:
-      SpecjaxError: an unknown field, a value the sweep does not hold, or a field with several values left out.
+      ArgumentError: a seed that is not an integer in range, an unknown field, a value that is not a number or that
+        the sweep does not hold, or a field with several values left out (names the field and its values).
     """
     cfg = result.config
+    seed = check_seed(seed, cfg.seeds)
     swept = {"over_realization": [int(o) for o in cfg.over_realization], **_swept_values(cfg)}
     unknown = set(settings) - set(swept)
     if unknown:
-        raise SpecjaxError(f"unknown setting(s) {sorted(unknown)}; the swept fields are {list(swept)}")
+        raise ArgumentError(f"unknown setting(s) {sorted(unknown)}; the swept fields are {list(swept)}")
     chosen = {}
     for field, values in swept.items():
         if field not in settings:
             if len(values) > 1:
-                raise SpecjaxError(f"{field}: the sweep holds {values}; say which")
+                raise ArgumentError(f"{field}: the sweep holds {values}; say which")
             chosen[field] = 0
         else:
-            chosen[field] = _index(values, settings[field], field)
-    if not 0 <= seed < cfg.seeds:
-        raise SpecjaxError(f"seed: {seed} is out of range; the sweep has seeds 0..{cfg.seeds - 1}")
+            chosen[field] = value_index(values, settings[field], field)
     g = chosen.pop("over_realization")
     a = result.arrays[g]
     shape = [len(v) for v in _swept_values(cfg).values()]

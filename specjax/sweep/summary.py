@@ -44,13 +44,14 @@ class SweepResult:
 
     def analyze(self, over_realization: int, epoch: int | None = None, samples: int | None = None):
         """Theorem reports and L-shape statistics of every run of a group, vmapped
-        (:func:`specjax.sweep.analysis.analyze_group`)."""
+        (:func:`specjax.sweep.analysis.analyze_group`; an invalid argument raises ``ArgumentError`` naming it)."""
         from specjax.sweep.analysis import analyze_group
 
         return analyze_group(self, over_realization, epoch, samples)
 
     def run(self, seed: int, **settings: float) -> named.RunView:
-        """One run by setting values and seed index: its teacher, students, eval inputs (:class:`named.RunView`)."""
+        """One run by setting values and seed index: its teacher, students, eval inputs (:class:`named.RunView`;
+        an invalid argument raises ``ArgumentError`` naming it and its valid values)."""
         return named.select_run(self, seed, **settings)
 
 
