@@ -1,5 +1,6 @@
 """The runs axis sharded over 4 fake CPU devices (tests/conftest.py) gives the numbers of 1 device."""
 
+import json
 import os
 import socket
 import subprocess
@@ -82,3 +83,57 @@ def test_distributed_initialisation_single_process(monkeypatch):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1", "2"]
+
+
+# A deep spec whose hidden widths (8, 12, 16) and outputs (4) split evenly over 2 or 4 devices.
+WIDE_SPEC = Spec(
+    teacher="deep", d=6, teacher_widths=(4, 6, 8), c=4, over_realization=2, n_train=96, n_eval=48, batch_size=8
+)
+
+
+def test_one_run_split_over_devices_by_width_equals_one_device():
+    """devices_per_run: each run's nodes split over the 'width' axis; the numbers of one device to rounding."""
+    _four_devices()
+    split = Program(WIDE_SPEC, 30, make_mesh(4, devices_per_run=2))  # 2 run slots x 2 devices per run
+    assert dict(split.mesh.shape) == {"runs": 2, "width": 2} and split.devices_per_run == 2
+    wide, one = _train(split, runs=2), _train(Program(WIDE_SPEC, 30, make_mesh(1)), runs=2)
+    W = wide[0].student[1][0]  # (runs, 8, 12): split by output node
+    assert W.sharding.spec == jax.sharding.PartitionSpec("runs", None, "width")
+    assert W.addressable_shards[0].data.shape == (1, 8, 6)
+    for a, b in zip(jax.tree.leaves(jax.device_get(wide)), jax.tree.leaves(jax.device_get(one)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    state = split.place_state(jax.device_get(wide[0]))  # a resumed state goes back into the split layout
+    assert state.student[1][0].sharding.spec == W.sharding.spec
+
+
+def test_plan_splits_a_few_large_runs_over_every_device(monkeypatch):
+    from specjax.sweep import plan as plan_lib
+
+    cfg = tiny_config(teacher="deep", teacher_widths=(4, 6, 8), seeds=1, teacher_polarity=(0.0,), lr=(0.05,))
+    cfg.over_realization, cfg.runs_per_block = (2,), 0
+    assert plan_lib.plan_groups(cfg, 4, accelerator=False)[0].devices_per_run == 1  # a small run: cores stay apart
+    monkeypatch.setattr(plan_lib, "WIDE_RUN_MIN_FLOPS", 0)
+    (p,) = plan_lib.plan_groups(cfg, 4, accelerator=False)
+    assert (p.devices_per_run, p.block, p.padded_runs) == (4, 1, 1)  # one run on all 4 devices, no padding copy
+    cfg.seeds = 3  # 3 runs on 4 devices: 1 device each (4 slots, 1 padding) ... 2 runs: 2 devices each
+    assert plan_lib.plan_groups(cfg, 4, accelerator=False)[0].devices_per_run == 1
+    cfg.seeds = 2
+    assert plan_lib.plan_groups(cfg, 4, accelerator=False)[0].devices_per_run == 2
+    assert plan_lib.plan_groups(cfg, 4, accelerator=True)[0].devices_per_run == 1  # GPUs: whole runs per device
+    cfg.devices_per_run = 3
+    with pytest.raises(plan_lib.config_lib.ConfigError, match="devices_per_run: 3 does not divide the 4"):
+        plan_lib.plan_groups(cfg, 4, accelerator=False)
+
+
+def test_sweep_with_runs_split_over_devices_records_its_layout(tmp_path):
+    _four_devices()
+    cfg = tiny_config(teacher="deep", teacher_widths=(4, 6, 8), d=6, epochs=2, seeds=1, over_realization=(2,))
+    cfg.teacher_polarity, cfg.lr, cfg.runs_per_block = (0.0,), (0.05,), 1
+    one = sweep.run_sweep(cfg, None, progress=None, mesh=make_mesh(1))
+    cfg.devices_per_run = 4
+    split = sweep.run_sweep(cfg, tmp_path / "w", progress=None, mesh=make_mesh(4))
+    for a, b in zip(split.arrays, one.arrays, strict=True):  # the layout is part of the sweep's identity
+        assert a.pop("sweep_id") != b.pop("sweep_id")
+        assert_groups_close(a, b, rtol=1e-9, atol=1e-11)
+    layout = json.loads((tmp_path / "w" / "config.json").read_text())["layout"]
+    assert layout["devices"] == 4 and layout["groups"][0]["devices_per_run"] == 4 and layout["groups"][0]["block"] == 1

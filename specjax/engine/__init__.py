@@ -1,7 +1,7 @@
 """The training engine: a run as pure functions (:mod:`~specjax.engine.run`) and its compiled form
 (:mod:`~specjax.engine.program`)."""
 
-from specjax.engine.program import Program, flops_per_step, make_mesh
+from specjax.engine.program import Program, flops_per_step, make_mesh, state_sharding, with_devices_per_run
 from specjax.engine.run import (
     HPARAM_DEFAULTS,
     HPARAM_LABELS,
@@ -40,5 +40,7 @@ __all__ = [
     "loss_fn",
     "make_mesh",
     "seed_key",
+    "state_sharding",
     "train_steps",
+    "with_devices_per_run",
 ]

@@ -42,6 +42,8 @@ class GroupPlan:
       order: a grown sweep's runs to train (:mod:`specjax.sweep.grow`): the group's run indices, by position; the
         plan's blocks and waves then index positions, padding repeats the first. ``None`` otherwise.
       stage: a grown sweep's ``'continue'`` or ``'fresh'`` runs (names its checkpoints); ``None`` otherwise.
+      devices_per_run: devices each run is split over (the mesh's ``'width'`` axis, see
+        :func:`specjax.engine.program.make_mesh`); ``block`` is then a multiple of ``devices // devices_per_run``.
     """
 
     index: int
@@ -55,6 +57,7 @@ class GroupPlan:
     shard: tuple[int, int] | None = None
     order: tuple[int, ...] | None = None
     stage: str | None = None
+    devices_per_run: int = 1
 
     @property
     def runs(self) -> int:
@@ -118,6 +121,11 @@ def bytes_per_run(spec: Spec) -> int:
 
 #: Runs per device of a block on CPU when ``runs_per_block`` is 0 (auto): 8-32 keep a run's weights in cache.
 CPU_RUNS_PER_BLOCK = 8
+#: FLOPs of one SGD step (:func:`~specjax.engine.flops_per_step`) from which a group with fewer runs than devices
+#: splits each run over several CPU devices (``devices_per_run = 0``, auto). Below it the collectives a split step
+#: needs (~10 of 50-250 us each on CPU) cost more than the cores save; measured on Fig. 8 at paper scale
+#: (9.6e8 FLOP per step) in docs/performance.md.
+WIDE_RUN_MIN_FLOPS = 2e8
 #: Memory budget on CPU when ``memory_budget_gb`` is 0 (auto).
 CPU_MEMORY_BUDGET_GB = 8.0
 #: Share of an accelerator's memory (``memory_stats()['bytes_limit']``) the auto budget uses.
@@ -161,16 +169,61 @@ def plan_groups(cfg: ml_collections.ConfigDict, num_devices: int, accelerator: b
         spec = dataclasses.replace(Spec.from_config(cfg, over), cpu_gemm_layout=not accelerator)
         runs = len(settings) * cfg.seeds
         budget_runs = int(budget // max(bytes_per_run(spec), 1))
+        width = devices_per_run(cfg, spec, runs, num_devices, accelerator)
+        run_slots = num_devices // width  # runs trained side by side (the mesh's 'runs' axis)
         if cfg.runs_per_block:
-            block = cfg.runs_per_block * num_devices
+            block = cfg.runs_per_block * run_slots
         elif accelerator:  # the whole group in one block, or in equal blocks that each fit the budget
             per_block = math.ceil(runs / math.ceil(runs / max(budget_runs, 1)))
-            block = num_devices * math.ceil(per_block / num_devices)
+            block = run_slots * math.ceil(per_block / run_slots)
+        elif width > 1:  # a few large runs: one per run slot
+            block = run_slots
         else:
             block = CPU_RUNS_PER_BLOCK * num_devices
         blocks_per_wave = max(1, min(math.ceil(runs / block), budget_runs // block))
-        plans.append(GroupPlan(i, int(over), spec, settings, cfg.seeds, block, blocks_per_wave))
+        plans.append(GroupPlan(i, int(over), spec, settings, cfg.seeds, block, blocks_per_wave, devices_per_run=width))
     return plans
+
+
+def devices_per_run(cfg: ml_collections.ConfigDict, spec: Spec, runs: int, num_devices: int, accelerator: bool) -> int:
+    """How many devices each run of a group is split over: ``cfg.devices_per_run``, or when it is 0 (auto) on CPU,
+    the most that still leaves a run slot for every run, if the group has fewer runs than devices and a step
+    costs at least :data:`WIDE_RUN_MIN_FLOPS` (one large run, such as Fig. 8 at paper scale, on every core);
+    otherwise 1. Always a divisor of ``num_devices``.
+
+    Raises:
+      ConfigError: a ``cfg.devices_per_run`` that does not divide the devices.
+    """
+    if cfg.devices_per_run:
+        if num_devices % cfg.devices_per_run:
+            raise config_lib.ConfigError(
+                f"config.devices_per_run: {cfg.devices_per_run} does not divide the {num_devices} devices in use "
+                "(set config.num_devices, or 0 for automatic)"
+            )
+        return int(cfg.devices_per_run)
+    if accelerator or runs >= num_devices or flops_per_step(spec) < WIDE_RUN_MIN_FLOPS:
+        return 1
+    return max(w for w in range(1, num_devices + 1) if num_devices % w == 0 and num_devices // w >= runs)
+
+
+def layout_record(plans: list[GroupPlan], num_devices: int) -> dict:
+    """The layout a sweep trains in, as written to ``config.json``: devices, and per group its block, waves and
+    devices per run (a run split over several devices gives the numbers of one device to rounding, not bit for
+    bit, so results say which layout made them)."""
+    return {
+        "devices": int(num_devices),
+        "platform": jax.default_backend(),
+        "groups": [
+            {
+                "over_realization": p.over_realization,
+                "block": p.block,
+                "blocks_per_wave": p.blocks_per_wave,
+                "devices_per_run": p.devices_per_run,
+                "padded_runs": p.padded_runs,
+            }
+            for p in plans
+        ],
+    }
 
 
 def assign_shards(cfg: ml_collections.ConfigDict, num_shards: int) -> list[list[tuple[int, range]]]:

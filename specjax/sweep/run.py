@@ -12,10 +12,11 @@ from jax.sharding import Mesh
 
 from specjax import config as config_lib
 from specjax import store
+from specjax.engine import with_devices_per_run
 from specjax.errors import ConfigError
 from specjax.sweep import checkpoint, grow, preflight, signals
 from specjax.sweep.metrics_log import MetricsLog
-from specjax.sweep.plan import GroupPlan, is_accelerator, plan_groups, step_cost
+from specjax.sweep.plan import GroupPlan, is_accelerator, layout_record, plan_groups, step_cost
 from specjax.sweep.progress import Progress, ProgressFn
 from specjax.sweep.record import group_arrays
 from specjax.sweep.summary import SweepResult, summarize
@@ -87,7 +88,8 @@ def run_sweep(
             return _train_and_summarize(cfg, plans, None, mesh, progress, ident)
         with workdir_lock(workdir):
             check = lambda w: checkpoint.check_checkpoints(w, plans, ident)  # noqa: E731
-            wd = prepare_workdir(cfg, workdir, overwrite, check=check, grow=grow.prepare)
+            layout = layout_record(plans, mesh.devices.size)
+            wd = prepare_workdir(cfg, workdir, overwrite, check=check, grow=grow.prepare, layout=layout)
             return _train_and_summarize(cfg, plans, wd, mesh, progress, ident)
 
 
@@ -117,7 +119,9 @@ def train_groups(
     out = []
     with jax.default_matmul_precision(cfg.matmul_precision):
         for plan in plans:
-            program = cached_program(plan.spec, cfg.chunk_steps or interval, mesh)
+            program = cached_program(
+                plan.spec, cfg.chunk_steps or interval, with_devices_per_run(mesh, plan.devices_per_run)
+            )
             prog.start_group()
             waves = [
                 train_wave(cfg, plan, program, w, runs, wd, prog, ident, log and log.wave_logger(plan, w, prog), start)

@@ -127,7 +127,7 @@ def train_wave(
             ckpt, [jax.device_get(b.state) for b in blocks], _zero_stats(plan.spec, n), sweep, layout
         )
         for b, s in zip(blocks, host_states, strict=True):
-            b.state = program.place(s)
+            b.state = program.place_state(s)
         progress.say(
             f"resuming {ckpt.relative_to(workdir)}: {'finished' if done else f'at chunk {chunks_done}/{total_chunks}'}"
         )
@@ -138,7 +138,7 @@ def train_wave(
         leaves, history, chunks_done = seeded
         for b in blocks:
             part = [leaf[b.runs.start - runs.start : b.runs.stop - runs.start] for leaf in leaves]
-            b.state = program.place(jax.tree.unflatten(jax.tree.structure(b.state), part))
+            b.state = program.place_state(jax.tree.unflatten(jax.tree.structure(b.state), part))
         progress.skip(n * chunks_done * chunk * cost)
 
     real = np.array([r in plan.trained for r in runs])

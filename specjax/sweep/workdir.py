@@ -215,7 +215,7 @@ def assess_workdir(cfg: ml_collections.ConfigDict, workdir: str | Path, overwrit
 
 
 def prepare_workdir(
-    cfg: ml_collections.ConfigDict, workdir: str | Path, overwrite: bool, check=None, grow=None
+    cfg: ml_collections.ConfigDict, workdir: str | Path, overwrite: bool, check=None, grow=None, layout=None
 ) -> Path:
     """Makes the workdir ready for ``cfg``: resume, grow, refuse, or (``overwrite``) start fresh; writes
     ``config.json``.
@@ -232,6 +232,8 @@ def prepare_workdir(
     The decision is :func:`assess_workdir`'s. ``check(workdir)``, if given, runs when resuming, before anything is
     written (the sweep reads every checkpoint in full there). Call it while holding :func:`workdir_lock`.
 
+    ``layout`` (:func:`specjax.sweep.plan.layout_record`), if given, is written into ``config.json`` too.
+
     Raises:
       SweepError: the folder cannot be used; the message says why and what to do.
       StoreError: the folder cannot be written, or a file in it is damaged or foreign.
@@ -239,8 +241,10 @@ def prepare_workdir(
     workdir = check_workdir_path(workdir)
     if assess_workdir(cfg, workdir, overwrite, check, grow) == "overwrite":
         _clear(workdir)
+    extra = {} if layout is None else {"layout": layout}
     store.save_json(
-        workdir / "config.json", {"config": config_lib.to_plain(cfg), "sweep_id": sweep_id(cfg), **provenance()}
+        workdir / "config.json",
+        {"config": config_lib.to_plain(cfg), "sweep_id": sweep_id(cfg), **provenance(), **extra},
     )
     for sub in WORKDIR_DIRS:
         (workdir / sub).mkdir(exist_ok=True)
