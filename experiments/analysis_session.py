@@ -12,7 +12,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 import specjax  # noqa: E402
 from specjax.errors import StoreError  # noqa: E402
@@ -43,21 +42,25 @@ def main(workdir: str, out: str, tiny: bool) -> dict:
     df = result.to_dataframe()
     final = df[df.epoch == df.epoch.max()]
     success = final.groupby(["over_realization", "teacher_polarity"])["success_rate_0.95"].mean()
-    covered = (ds.best_teacher_corr_l1.isel(epoch=-1) > 0.95).mean("seed")  # (over_realization, p, teacher)
+    last = ds.isel(epoch=-1).sel(threshold=0.95)  # success over seeds with its 95 % Wilson interval
+    covered, low, high = last.success_rate_l1, last.success_rate_low_l1, last.success_rate_high_l1
 
-    # 3. Analyse: every run of a group at once, and one run in detail.
+    # 3. Analyse: every run of a group at once (an xarray.Dataset with to_xarray's coordinates), and one run in
+    # detail.
     widest = max(result.config.over_realization)
-    group = result.analyze(over_realization=widest)
+    group = result.analyze(over_realization=widest)  # dims: over_realization, teacher_polarity, ..., seed, nodes
     run = result.run(seed=0, over_realization=widest, teacher_polarity=2.0)
     one = reports.analyze_run(run.student(), run.teacher, run.eval_inputs(), run.spec.activation)
 
     # 4. Plot: coverage per teacher node, and the L-shape of one run.
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for over in covered.over_realization.values:
-        curve = covered.sel(over_realization=over, teacher_polarity=2.0)
-        left.plot(curve.teacher_l1, curve, marker="o", label=f"{over}x student")
+        where = {"over_realization": over, "teacher_polarity": 2.0}
+        curve = covered.sel(where)
+        lines = left.plot(curve.teacher_l1, curve, marker="o", label=f"{over}x student")
+        left.fill_between(curve.teacher_l1, low.sel(where), high.sel(where), color=lines[0].get_color(), alpha=0.15)
     left.set(xlabel="teacher node j (weaker to the right)", ylabel="fraction of seeds covered (corr > 0.95)")
-    left.set_title("teacher polarity p = 2, last epoch")
+    left.set_title("teacher polarity p = 2, last epoch (bands: 95 % Wilson)")
     left.legend()
     shape = one.l_shape[0]
     right.scatter(shape.specialization, shape.fan_out, s=14)
@@ -70,8 +73,8 @@ def main(workdir: str, out: str, tiny: bool) -> dict:
 
     numbers = {
         "success": {f"{o}x p={p:g}": round(float(v), 3) for (o, p), v in success.items()},
-        "unspecialized_per_run_median": float(np.median(group.l_shape_stats[1]["unspecialized"])),
-        "theorem3_max_loss_change": float(np.max(group.runs.theorem3.loss_change)),
+        "unspecialized_per_run_median": float(group.unspecialized_l1.median()),
+        "theorem3_max_loss_change": float(group.theorem3_loss_change.max()),
     }
     print(numbers)
     return numbers

@@ -291,3 +291,19 @@ def swept_fields_markdown() -> str:
     for f in SWEPT:
         rows.append(f"| `{f.name}` | ({f.default!r},) | {bounds_text(f)} | {f.label} | {f.doc} |")
     return "\n".join(rows) + "\n"
+
+
+def inapplicable_fields(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """Config fields the sweep's other settings make irrelevant (named views leave them out of coordinates, attrs
+    and plot titles): ``momentum`` unless ``optimizer='momentum'``, ``init_scale`` for the uniform student
+    initialisation, ``teacher_widths`` for the two-layer teacher, ``m`` and ``teacher_bias`` for the deep one,
+    ``slope`` unless the activation is ``'leaky_relu'``."""
+    out = []
+    if cfg.optimizer != "momentum":
+        out.append("momentum")
+    if cfg.student_init != "gaussian":
+        out.append("init_scale")
+    out += ["teacher_widths"] if cfg.teacher == "two_layer" else ["m", "teacher_bias"]
+    if cfg.activation != "leaky_relu":
+        out.append("slope")
+    return tuple(out)

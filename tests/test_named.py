@@ -37,8 +37,9 @@ def result():
 
 def test_xarray_dataset_has_named_dimensions_and_the_positional_values(result):
     ds = result.to_xarray()
-    for dim in ("over_realization", "teacher_polarity", "lr", "data_std", "init_scale", "momentum", "seed", "epoch"):
+    for dim in ("over_realization", "teacher_polarity", "lr", "data_std", "init_scale", "seed", "epoch"):
         assert dim in ds.dims
+    assert "momentum" not in ds.coords and "teacher_widths" not in ds.attrs  # SGD, two-layer teacher: irrelevant
     assert list(ds.teacher_polarity.values) == [0.0, 1.0] and list(ds.lr.values) == [0.05, 0.1]
     assert list(ds.epoch.values) == [0, 1, 2]
     # group 1 (x2), setting (p=1.0, lr=0.05) is setting index 2 (last field fastest), seed 1, last evaluation
@@ -202,9 +203,10 @@ def test_missing_extra_is_named(result, monkeypatch):
 
 
 def test_group_analysis_is_every_run_analysed_at_once_and_equals_one_run(result):
+    from specjax.sweep.analysis import analyze_group
     from specjax.theory import reports
 
-    group = result.analyze(over_realization=2)
+    group = analyze_group(result, over_realization=2)
     assert group.epoch == 2 and len(group.settings) == 4
     assert group.runs.theorem3.fan_out.shape == (4, 3, 6) and group.runs.theorem3.loss_change.shape == (4, 3)
     stats = group.l_shape_stats[1]
@@ -218,6 +220,56 @@ def test_group_analysis_is_every_run_analysed_at_once_and_equals_one_run(result)
     assert stats["specialized"][2, 1] == int((spec_student > 0.95).sum())
     with pytest.raises(SpecjaxError, match="not a snapshot epoch"):
         result.analyze(over_realization=2, epoch=1)
+
+
+def test_analyze_returns_a_dataset_with_the_coordinates_of_to_xarray(result):
+    from specjax.sweep.analysis import analyze_group
+
+    ds, full = result.analyze(over_realization=2), result.to_xarray()
+    for dim in ("over_realization", "teacher_polarity", "lr", "data_std", "init_scale", "weight_decay", "seed"):
+        assert ds[dim].dims == (dim,) and ds[dim].attrs == full[dim].attrs
+        assert list(ds[dim].values) == (list(full[dim].values) if dim != "over_realization" else [2])
+    assert "momentum" not in ds.dims and int(ds.epoch) == 2
+    group = analyze_group(result, over_realization=2)
+    picked = ds.sel(over_realization=2, teacher_polarity=1.0, lr=0.05, seed=1).squeeze()  # setting 2, seed 1
+    assert float(picked.theorem3_loss_change) == group.runs.theorem3.loss_change[2, 1]
+    np.testing.assert_array_equal(picked.theorem3_fan_out.values, group.runs.theorem3.fan_out[2, 1])
+    np.testing.assert_array_equal(picked.matched_student.values, group.runs.matched_student[2, 1])
+    np.testing.assert_array_equal(picked.theorem5_sin_angle.values, group.runs.theorem5.sin_angle[2, 1])
+    assert int(picked.unspecialized_l1) == group.l_shape_stats[1]["unspecialized"][2, 1]
+    assert ds.theorem3_fan_out.dims[-1] == "student_l1" and ds.theorem5_correlation.dims[-1] == "teacher_l1"
+    every = result.analyze()  # every group: students NaN-padded to the widest, as in to_xarray
+    assert list(every.over_realization.values) == [1, 2] and every.sizes["student_l1"] == 6
+    narrow = every.specialization_l1.sel(over_realization=1).values
+    assert np.isnan(narrow[..., 3:]).all() and np.isfinite(narrow[..., :3]).all()
+    for name, var in every.data_vars.items():
+        assert var.attrs.get("long_name"), name
+
+
+def test_dataset_success_and_intervals_and_plot_labels(result):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ds = result.to_xarray()
+    assert list(ds.threshold.values) == list(metrics.THRESHOLDS)
+    a = result.arrays[1]
+    hit = a["best_teacher_corr_l1"][2, :, -1] > 0.9  # (seeds, m), setting 2 of group x2
+    one = {"over_realization": 2, "teacher_polarity": 1.0, "lr": 0.05}
+    run = ds.success_l1.sel(**one, threshold=0.9).isel(epoch=-1)
+    np.testing.assert_array_equal(run.squeeze().values, hit.astype(float))
+    rate = ds.success_rate_l1.sel(**one, threshold=0.95).isel(epoch=-1)
+    summary_group = result.summary["groups"][4 + 2]
+    np.testing.assert_allclose(rate.squeeze().values, summary_group["success_rate"])
+    low = ds.success_rate_low_l1.sel(**one, threshold=0.95).isel(epoch=-1)
+    np.testing.assert_allclose(low.squeeze().values, summary_group["success_rate_ci_low"])
+    # CF attributes: xarray's plots label axes "long_name [units]"; inapplicable fields stay out of titles
+    line = ds.eval_mse.sel(**one, seed=1).squeeze().plot()[0]
+    assert line.axes.get_xlabel() == "epoch" and line.axes.get_ylabel().startswith("evaluation MSE")
+    title = line.axes.get_title()
+    assert "momentum" not in title and "teacher_polarity = 1.0" in title
+    mesh = ds.success_rate_l1.sel(threshold=0.95, lr=0.05).isel(epoch=-1, over_realization=1).squeeze().plot()
+    assert {mesh.axes.get_xlabel(), mesh.axes.get_ylabel()} == {"teacher polarity p", "teacher node (layer 1)"}
+    matplotlib.pyplot.close("all")
 
 
 def test_a_float64_sweep_loads_without_x64(tmp_path):

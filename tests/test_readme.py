@@ -17,7 +17,9 @@ def test_readme_library_example_runs():
     assert scope["ds"].sizes["teacher_polarity"] == 2 and scope["ds"].sizes["teacher_l1"] == 4
     assert len(scope["df"]) == 2 * 4 * 4  # settings x seeds x evaluations
     assert scope["run"].settings["teacher_polarity"] == 2.0 and scope["run"].settings["seed"] == 0
-    assert scope["group"].runs.theorem3.loss_change.shape == (2, 4)
+    loss_change = scope["group"].theorem3_loss_change.squeeze()
+    assert loss_change.dims == ("teacher_polarity", "seed") and loss_change.shape == (2, 4)
+    assert "momentum" not in scope["ds"].dims  # plain SGD: momentum does not apply
 
 
 def _steps(command: str) -> list[str]:

@@ -2,7 +2,9 @@
 
 One ``jit(vmap(analyze_run))`` over the group's runs (settings x seeds) at a snapshot epoch, on each run's own
 evaluation inputs regenerated from its seed key: no Python loop over runs. Research code calls it through
-:meth:`specjax.sweep.SweepResult.analyze`.
+:meth:`specjax.sweep.SweepResult.analyze`, which returns :func:`analysis_dataset`: the same analyses as one
+``xarray.Dataset`` with the dimensions and coordinates of :meth:`~specjax.sweep.SweepResult.to_xarray`.
+:func:`analyze_group` is the positional layer underneath (arrays with leading axes ``(settings, seeds)``).
 """
 
 from __future__ import annotations
@@ -161,3 +163,120 @@ def analyze_group(
     runs = jax.tree.map(lambda v: np.asarray(v).reshape(S, N, *np.shape(v)[1:]), jax.device_get(runs))
     stats = {l + 1: l_shape_stats(shape.specialization, shape.fan_out) for l, shape in enumerate(runs.l_shape)}
     return GroupAnalysis(over_realization, epoch, tuple(config_lib.settings_grid(cfg)), runs, stats)
+
+
+#: The node dimension of a sub-report's per-node fields when their length cannot tell (``m == n`` at 1x): the
+#: Theorem 3 report is per student, every other one per teacher node.
+REPORT_NODE = {"theorem3": "student"}
+#: ``long_name`` of the analysis variables; other variables get their name with spaces.
+ANALYSIS_LONG_NAMES = {
+    "specialization": "student's best correlation",
+    "effective_fan_out": "effective fan-out norm",
+    "observation_fraction": "boundary observation fraction",
+    "matched_student": "matched student (-1: none)",
+    "matched_weight_angle": "weight angle of the matched pair",
+    "matched_bias_error": "bias error of the matched pair",
+    "theorem3_loss_change": "loss change on pruning (Theorem 3)",
+    "theorem3_num_unspecialized": "unaligned students (Theorem 3)",
+    "specialized": "specialized students",
+    "unspecialized": "unspecialized students",
+}
+ANGLE_UNITS = {"matched_weight_angle": "rad", "theorem5_weight_angle": "rad"}
+
+
+def _node_dim(prefix: str, values: np.ndarray, m: int, n: int) -> str:
+    """``teacher_l1`` or ``student_l1`` for a per-node field of one run, by its length, else :data:`REPORT_NODE`."""
+    size = values.shape[2]
+    if size == m != n:
+        return "teacher_l1"
+    if size == n != m:
+        return "student_l1"
+    return f"{REPORT_NODE.get(prefix, 'teacher')}_l1"
+
+
+def _flatten(group: GroupAnalysis, m: int, n: int) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """The group's analyses as ``{name: (trailing dims, (settings, seeds, ...) array)}``."""
+    out: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+    for l, shape in enumerate(group.runs.l_shape, 1):
+        out[f"specialization_l{l}"] = ((f"student_l{l}",), np.asarray(shape.specialization))
+        out[f"effective_fan_out_l{l}"] = ((f"student_l{l}",), np.asarray(shape.fan_out))
+    for field in group.runs._fields:
+        value = getattr(group.runs, field)
+        if field == "l_shape":
+            continue
+        parts = value._asdict().items() if hasattr(value, "_asdict") else [(None, value)]
+        prefix = {"matched_geometry": "matched"}.get(field, field)
+        for sub, array in parts:
+            name = prefix if sub is None else f"{prefix}_{sub}"
+            array = np.asarray(array)
+            extra = array.ndim - 2
+            dims = () if extra == 0 else (_node_dim(prefix, array, m, n),)
+            dims += tuple(f"{name}_dim{i}" for i in range(1, extra))
+            out[name] = (dims, array)
+    for l, stats in group.l_shape_stats.items():
+        for stat, array in stats.items():
+            out[f"{stat}_l{l}"] = ((), np.asarray(array))
+    return out
+
+
+def analysis_dataset(
+    result,
+    over_realization: int | None = None,
+    epoch: int | None = None,
+    samples: int | None = None,
+    threshold: float = 0.95,
+):
+    """:func:`analyze_group` of one group (or of every group, ``over_realization=None``) as an ``xarray.Dataset``.
+
+    Dimensions and coordinates are those of :func:`specjax.sweep.named.to_xarray` -- ``over_realization`` (the
+    groups analysed), the swept fields, ``seed``, and the node dimensions ``teacher_l<l>`` / ``student_l<l>``
+    (students padded with NaN to the widest group analysed) -- at one snapshot ``epoch`` (a scalar coordinate).
+    Variables, each with ``long_name`` in its attrs: per layer ``specialization_l<l>`` and ``effective_fan_out_l<l>``
+    ``(..., seed, student_l<l>)`` (the L-shape), ``specialized_l<l>``, ``unspecialized_l<l>``,
+    ``median_fan_out_specialized_l<l>``, ``median_fan_out_unspecialized_l<l>``, ``fan_out_ratio_l<l>``
+    ``(..., seed)`` (:func:`l_shape_stats`); ``observation_fraction``, ``matched_student``, ``matched_<field>``
+    of :class:`~specjax.theory.reports.PairGeometry`, ``theorem5_<field>`` ``(..., seed, teacher_l1)`` or
+    ``(..., seed)``; ``theorem3_<field>`` ``(..., seed, student_l1)`` or ``(..., seed)`` (per-student fields of an
+    analysed group narrower than the widest are NaN-padded floats).
+
+    Args: as :func:`analyze_group`; ``over_realization=None`` analyses every group.
+
+    Raises:
+      SpecjaxError: a group or epoch not in the sweep; xarray missing (names the extra).
+    """
+    from specjax.sweep import named
+
+    xr = named._require("xarray")
+    cfg = result.config
+    overs = [int(o) for o in cfg.over_realization]
+    wanted = overs if over_realization is None else [over_realization]
+    analysed = [analyze_group(result, o, epoch, samples, threshold) for o in wanted]
+    groups = [overs.index(g.over_realization) for g in analysed]
+    coords = named.sweep_coords(cfg, groups)
+    base = tuple(coords)
+    m = config_lib.teacher_hidden_widths(cfg)[0]
+    flat = [
+        _flatten(g, m, result.arrays[i][key("fan_out_norm", 1)].shape[-1])
+        for g, i in zip(analysed, groups, strict=True)
+    ]
+    data_vars = {}
+    for name, (dims, _) in flat[0].items():
+        arrays = [f[name][1] for f in flat]
+        if any(d.startswith("student_l") for d in dims):
+            width = max(a.shape[2] for a in arrays)
+            arrays = [named._pad(np.moveaxis(a, 2, -1), width) for a in arrays]
+            arrays = [np.moveaxis(a, -1, 2) for a in arrays]
+            coords.setdefault(dims[0], np.arange(width))
+        elif dims:
+            coords.setdefault(dims[0], np.arange(arrays[0].shape[2]))
+        stacked = np.stack([named._grid(cfg, a) for a in arrays])
+        stem, layer = named.split_layer(name)
+        long_name = ANALYSIS_LONG_NAMES.get(stem, stem.replace("_", " "))
+        attrs = {"long_name": long_name if layer is None else f"{long_name} (layer {layer})"}
+        if name in ANGLE_UNITS:
+            attrs["units"] = ANGLE_UNITS[name]
+        data_vars[name] = ((*base, *dims), stacked, attrs)
+    coords["epoch"] = np.asarray(analysed[0].epoch)
+    attrs = {**named.dataset_attrs(result), "epoch": analysed[0].epoch, "unaligned_threshold": threshold}
+    attrs["samples"] = int(samples or cfg.n_eval)
+    return named.dataset(xr, cfg, data_vars, coords, attrs)

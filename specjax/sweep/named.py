@@ -2,9 +2,12 @@
 
 The positional arrays of :mod:`specjax.sweep.schema` become labelled ones: a dimension per swept field (the config
 field names: ``over_realization``, ``teacher_polarity``, ``lr``, ``data_std``, ``init_scale``, ``momentum``,
-``weight_decay``; length-1 fields included, so every sweep has the same dimensions -- ``.squeeze()`` drops them),
-``seed``, ``epoch``, and per hidden layer ``l`` the node dimensions ``teacher_l<l>`` and ``student_l<l>`` (students
-padded with NaN to the widest group). xarray and pandas are the optional extra ``specjax[analysis]``.
+``weight_decay``; length-1 fields included, so sweeps of one kind have the same dimensions -- ``.squeeze()`` drops
+them -- except a field the other settings make irrelevant, :func:`specjax.config.inapplicable_fields`, such as
+``momentum`` under plain SGD, which is left out when it holds one value), ``seed``, ``epoch``, and per hidden layer
+``l`` the node dimensions ``teacher_l<l>`` and ``student_l<l>`` (students padded with NaN to the widest group).
+Variables and coordinates carry the CF attributes ``long_name`` (and ``units`` where a quantity has units), so
+``DataArray.plot()`` labels its axes. xarray and pandas are the optional extra ``specjax[analysis]``.
 """
 
 from __future__ import annotations
@@ -40,13 +43,54 @@ def _require(module: str):
         ) from None
 
 
+#: CF attributes of the coordinates (xarray's plots label an axis ``long_name [units]``; dimensionless quantities
+#: carry no ``units``).
+COORD_ATTRS: dict[str, dict[str, str]] = {
+    "over_realization": {"long_name": "over-realization (student width / teacher width)"},
+    "teacher_polarity": {"long_name": "teacher polarity p"},
+    "lr": {"long_name": "learning rate"},
+    "data_std": {"long_name": "input standard deviation"},
+    "init_scale": {"long_name": "student initialisation scale"},
+    "momentum": {"long_name": "momentum"},
+    "weight_decay": {"long_name": "weight decay"},
+    "seed": {"long_name": "seed index"},
+    "epoch": {"long_name": "epoch"},
+    "threshold": {"long_name": "correlation threshold"},
+}
+#: ``long_name`` of the variables of :func:`to_xarray` (per-layer ones without their ``_l<l>`` suffix).
+LONG_NAMES = {
+    "eval_loss": "evaluation loss",
+    "eval_mse": "evaluation MSE",
+    "train_loss": "training loss",
+    "grad_norm": "gradient norm",
+    "best_teacher_corr": "teacher node's best correlation",
+    "best_student_corr": "student node's best correlation",
+    "fan_out_norm": "fan-out norm",
+    "diverged_at": "divergence step",
+    "diverged": "diverged",
+    "success": "teacher node covered",
+    "success_rate": "success rate",
+    "success_rate_low": "success rate, Wilson lower bound",
+    "success_rate_high": "success rate, Wilson upper bound",
+    "valid_seeds": "seeds counted",
+}
+
+
 def _swept_values(cfg) -> dict[str, list[float]]:
     return {f: [float(v) for v in config_lib._as_tuple(cfg, f)] for f in config_lib.SWEPT_FIELDS}
 
 
+def named_fields(cfg) -> dict[str, list[float]]:
+    """The swept fields that are dimensions of the named views, and their values: every swept field but one that
+    :func:`specjax.config.inapplicable_fields` names and that holds a single value."""
+    skip = set(config_lib.inapplicable_fields(cfg))
+    return {f: v for f, v in _swept_values(cfg).items() if not (f in skip and len(v) == 1)}
+
+
 def _grid(cfg, a: np.ndarray) -> np.ndarray:
-    """Splits a group array's leading settings axis into one axis per swept field (product order, last fastest)."""
-    shape = [len(v) for v in _swept_values(cfg).values()]
+    """Splits a group array's leading settings axis into one axis per named swept field (product order, last
+    fastest; a field left out has one value, so the product is the same)."""
+    shape = [len(v) for v in named_fields(cfg).values()]
     return a.reshape(*shape, *a.shape[1:])
 
 
@@ -57,30 +101,108 @@ def _pad(a: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def split_layer(name: str) -> tuple[str, int | None]:
+    """``'fan_out_norm_l2'`` -> ``('fan_out_norm', 2)``; a name without a ``_l<digits>`` suffix -> ``(name, None)``."""
+    base, _, layer = name.rpartition("_l")
+    return (base, int(layer)) if base and layer.isdigit() else (name, None)
+
+
+def _node_attrs(dim: str) -> dict[str, str]:
+    kind, layer = split_layer(dim)
+    return {"long_name": f"{kind} node (layer {layer})"}
+
+
+def dataset(xr, cfg, data_vars: dict, coords: dict, attrs: dict) -> Any:
+    """An ``xarray.Dataset`` with the CF attributes of :data:`COORD_ATTRS` on its coordinates and a ``long_name``
+    on every variable (:data:`LONG_NAMES`, else the name with spaces)."""
+    out = {}
+    for name, (dims, values, var_attrs) in data_vars.items():
+        base, layer = split_layer(name)
+        long_name = LONG_NAMES.get(base, base.replace("_", " "))
+        if layer is not None:
+            long_name += f" (layer {layer})"
+        out[name] = (dims, values, {"long_name": long_name, **var_attrs})
+    labelled = {}
+    for dim, values in coords.items():
+        coord_attrs = COORD_ATTRS.get(dim) or (_node_attrs(dim) if split_layer(dim)[1] is not None else {})
+        labelled[dim] = (dim, values, dict(coord_attrs)) if np.ndim(values) == 1 else (values)
+    return xr.Dataset(out, coords=labelled, attrs=attrs)
+
+
+def sweep_coords(cfg, groups: list[int]) -> dict[str, Any]:
+    """The coordinates shared by :func:`to_xarray` and :meth:`SweepResult.analyze`: ``over_realization`` (the
+    given groups' values), the named swept fields (:func:`named_fields`) and ``seed``."""
+    return {
+        "over_realization": [int(cfg.over_realization[g]) for g in groups],
+        **named_fields(cfg),
+        "seed": np.arange(cfg.seeds),
+    }
+
+
+def dataset_attrs(result) -> dict[str, Any]:
+    """The sweep identity and its fixed (not swept, applicable) settings, as Dataset attrs."""
+    cfg = result.config
+    skip = {*config_lib.SWEPT_FIELDS, "over_realization", *config_lib.inapplicable_fields(cfg)}
+    fixed = {k: v for k, v in config_lib.to_plain(cfg).items() if k not in skip}
+    return {
+        "sweep_id": str(result.arrays[0].get("sweep_id", "")),
+        "match_threshold": metrics.MATCH_THRESHOLD,
+        "confidence": metrics.CONFIDENCE,
+        **{k: (str(v) if isinstance(v, list) else v) for k, v in fixed.items()},
+    }
+
+
+def _success(best: np.ndarray, diverged: np.ndarray, seed_axis: int) -> dict[str, np.ndarray]:
+    """Per run and over seeds, whether each teacher node is covered at each threshold.
+
+    Args:
+      best: ``(..., seed, epoch, m)`` best correlation per teacher node.
+      diverged: ``(..., seed)``.
+
+    Returns:
+      ``success`` ``(..., seed, epoch, m, threshold)`` (1 / 0, NaN for a diverged run); ``success_rate``,
+      ``success_rate_low``, ``success_rate_high`` (Wilson, :data:`specjax.core.metrics.CONFIDENCE`) and
+      ``valid_seeds`` ``(..., epoch, m, threshold)``, over the seeds that did not diverge.
+    """
+    hit = best[..., None] > np.asarray(metrics.THRESHOLDS)
+    valid = np.broadcast_to(~diverged[..., None, None, None], hit.shape)
+    k, n = (hit & valid).sum(seed_axis), valid.sum(seed_axis)
+    low, high = metrics.wilson_interval(k, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(n > 0, k / np.maximum(n, 1), np.nan)
+    success = np.where(valid, hit, np.nan)
+    return {"success": success, "success_rate": rate, "success_rate_low": low, "success_rate_high": high,
+            "valid_seeds": n}  # fmt: skip
+
+
 def to_xarray(result) -> Any:
     """One ``xarray.Dataset`` for the whole sweep (see the module docstring for dimensions).
 
     Variables: ``eval_loss``, ``eval_mse``, ``train_loss``, ``grad_norm`` ``(over_realization, <swept>, seed,
     epoch)``; per hidden layer ``best_teacher_corr_l<l>`` ``(..., epoch, teacher_l<l>)``, ``best_student_corr_l<l>``
-    and ``fan_out_norm_l<l>`` ``(..., epoch, student_l<l>)``; ``diverged_at`` and ``diverged`` ``(..., seed)``.
-    Each variable's attrs give its meaning; the dataset's attrs the sweep identity and the fixed settings.
+    and ``fan_out_norm_l<l>`` ``(..., epoch, student_l<l>)``; ``diverged_at`` and ``diverged`` ``(..., seed)``;
+    per hidden layer the success of each teacher node at each threshold of :data:`specjax.core.metrics.THRESHOLDS`
+    (coordinate ``threshold``): ``success_l<l>`` ``(..., seed, epoch, teacher_l<l>, threshold)`` (1 if the node's
+    best correlation exceeds the threshold in that run, 0 if not, NaN for a diverged run), and over seeds
+    ``success_rate_l<l>`` with its Wilson interval ``success_rate_low_l<l>``, ``success_rate_high_l<l>`` at
+    ``attrs['confidence']`` and ``valid_seeds_l<l>`` ``(over_realization, <swept>, epoch, teacher_l<l>,
+    threshold)``. Each variable has ``long_name`` (and ``units`` where it has units) and ``meaning`` in its attrs;
+    the dataset's attrs hold the sweep identity and the fixed settings that apply.
     """
     xr = _require("xarray")
     cfg = result.config
-    swept = _swept_values(cfg)
-    base = ("over_realization", *swept, "seed")
+    groups = list(range(len(result.arrays)))
+    coords = sweep_coords(cfg, groups)
+    base = tuple(coords)
     first = result.arrays[0]
     layers = len(config_lib.teacher_hidden_widths(cfg))
-    coords: dict[str, Any] = {
-        "over_realization": [int(o) for o in cfg.over_realization],
-        **swept,
-        "seed": np.arange(cfg.seeds),
-        "epoch": first["eval_epochs"].astype(int),
-    }
+    coords["epoch"] = first["eval_epochs"].astype(int)
+    coords["threshold"] = np.asarray(metrics.THRESHOLDS)
     data_vars: dict[str, Any] = {}
     for name in SCALARS:
         stacked = np.stack([_grid(cfg, a[name]) for a in result.arrays])
         data_vars[name] = ((*base, "epoch"), stacked, {"meaning": SPECS[name].meaning})
+    div = np.stack([_grid(cfg, a["diverged_at"]) for a in result.arrays])
     for l in range(1, layers + 1):
         for name, node in VECTORS.items():
             k = key(name, l)
@@ -89,27 +211,25 @@ def to_xarray(result) -> Any:
             dim = f"{node}_l{l}"
             coords.setdefault(dim, np.arange(width))
             data_vars[k] = ((*base, "epoch", dim), stacked, {"meaning": SPECS[name].meaning, "layer": l})
-    div = np.stack([_grid(cfg, a["diverged_at"]) for a in result.arrays])
+        best = data_vars[key("best_teacher_corr", l)][1]
+        teacher = f"teacher_l{l}"
+        for name, values in _success(best, div >= 0, len(base) - 1).items():
+            dims = (*base, "epoch", teacher, "threshold") if name == "success" else (*base[:-1], "epoch", teacher,
+                                                                                    "threshold")  # fmt: skip
+            data_vars[f"{name}_l{l}"] = (dims, values, {"layer": l})
     data_vars["diverged_at"] = (base, div, {"meaning": SPECS["diverged_at"].meaning, "units": "step"})
     data_vars["diverged"] = (base, div >= 0, {"meaning": "the run diverged (non-finite loss or gradient)"})
     data_vars["eval_loss"][2]["units"] = f"{cfg.loss} convention"
-    data_vars["eval_mse"][2]["units"] = "mean over samples and outputs"
-    fixed = {k: v for k, v in config_lib.to_plain(cfg).items() if k not in (*swept, "over_realization")}
-    attrs = {
-        "sweep_id": str(first.get("sweep_id", "")),
-        "match_threshold": metrics.MATCH_THRESHOLD,
-        **{k: (str(v) if isinstance(v, list) else v) for k, v in fixed.items()},
-    }
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    return dataset(xr, cfg, data_vars, coords, dataset_attrs(result))
 
 
 def to_dataframe(result) -> Any:
     """A tidy ``pandas.DataFrame``: one row per run and evaluation.
 
-    Columns: ``over_realization``, the swept fields, ``seed``, ``epoch``, ``eval_loss``, ``eval_mse``,
-    ``train_loss``, ``grad_norm``, ``success_rate_<t>`` for each threshold ``t`` of
-    :data:`specjax.core.metrics.THRESHOLDS` (the fraction of layer-1 teacher nodes whose best correlation exceeds
-    ``t`` in that run), ``diverged``.
+    Columns: ``over_realization``, the swept fields (:func:`named_fields`: as the Dataset's dimensions), ``seed``,
+    ``epoch``, ``eval_loss``, ``eval_mse``, ``train_loss``, ``grad_norm``, ``success_rate_<t>`` for each threshold
+    ``t`` of :data:`specjax.core.metrics.THRESHOLDS` (the fraction of layer-1 teacher nodes whose best correlation
+    exceeds ``t`` in that run), ``diverged``.
     """
     pd = _require("pandas")
     frames = []
@@ -118,7 +238,7 @@ def to_dataframe(result) -> Any:
         idx = np.indices((S, N, E)).reshape(3, -1)
         s, n, e = idx
         cols: dict[str, Any] = {"over_realization": np.full(s.size, int(a["over_realization"]))}
-        for f in config_lib.SWEPT_FIELDS:
+        for f in named_fields(result.config):
             cols[f] = a[f][s]
         cols["seed"], cols["epoch"] = n, a["eval_epochs"][e]
         for name in SCALARS:

@@ -42,12 +42,14 @@ class SweepResult:
         """A tidy ``pandas.DataFrame``, one row per run and evaluation (:func:`specjax.sweep.named.to_dataframe`)."""
         return named.to_dataframe(self)
 
-    def analyze(self, over_realization: int, epoch: int | None = None, samples: int | None = None):
-        """Theorem reports and L-shape statistics of every run of a group, vmapped
-        (:func:`specjax.sweep.analysis.analyze_group`; an invalid argument raises ``ArgumentError`` naming it)."""
-        from specjax.sweep.analysis import analyze_group
+    def analyze(self, over_realization: int | None = None, epoch: int | None = None, samples: int | None = None):
+        """Theorem reports and L-shape statistics of every run of a group (``None``: of every group), vmapped, as
+        one ``xarray.Dataset`` with the dimensions and coordinates of :meth:`to_xarray`
+        (:func:`specjax.sweep.analysis.analysis_dataset`; the positional arrays: ``analyze_group``; an invalid
+        argument raises ``ArgumentError`` naming it)."""
+        from specjax.sweep.analysis import analysis_dataset
 
-        return analyze_group(self, over_realization, epoch, samples)
+        return analysis_dataset(self, over_realization, epoch, samples)
 
     def run(self, seed: int, **settings: float) -> named.RunView:
         """One run by setting values and seed index: its teacher, students, eval inputs (:class:`named.RunView`;
