@@ -250,8 +250,9 @@ def analysis_dataset(
     cfg = result.config
     overs = [int(o) for o in cfg.over_realization]
     wanted = overs if over_realization is None else [over_realization]
+    checked = [check_analyze_args(result, o, epoch, samples, threshold) for o in wanted]  # all before any compute
     analysed = [analyze_group(result, o, epoch, samples, threshold) for o in wanted]
-    groups = [overs.index(g.over_realization) for g in analysed]
+    groups = [c.group for c in checked]
     coords = named.sweep_coords(cfg, groups)
     base = tuple(coords)
     m = config_lib.teacher_hidden_widths(cfg)[0]
@@ -278,5 +279,5 @@ def analysis_dataset(
         data_vars[name] = ((*base, *dims), stacked, attrs)
     coords["epoch"] = np.asarray(analysed[0].epoch)
     attrs = {**named.dataset_attrs(result), "epoch": analysed[0].epoch, "unaligned_threshold": threshold}
-    attrs["samples"] = int(samples or cfg.n_eval)
+    attrs["samples"] = checked[0].samples
     return named.dataset(xr, cfg, data_vars, coords, attrs)
