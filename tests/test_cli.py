@@ -21,6 +21,7 @@ from helpers import CLI_ENV, ROOT, TINY, assert_refusal, listing, run_module, ru
 from specjax import config as config_lib
 from specjax import store
 from specjax.sweep.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS
+from specjax.sweep.schema import recorded_names
 from specjax.sweep.workdir import sweep_id, workdir_lock
 
 SWEEP = "specjax.sweep"
@@ -46,7 +47,8 @@ def tiny_workdir(wd: Path, **overrides) -> Path:
 def checkpoint_bytes(sweep: str) -> bytes:
     """A well-formed checkpoint file (every identity key, 80 kB of state) of the sweep with identity ``sweep``."""
     arrays = {k: np.array(0) for k in CHECKPOINT_KEYS} | {"format": np.array(CHECKPOINT_FORMAT)}
-    arrays |= {"sweep_id": np.array(sweep), "state/0/0": np.arange(10_000, dtype=np.float64)}
+    arrays |= {"sweep_id": np.array(sweep), "recorded": np.array(recorded_names())}
+    arrays |= {"state/0/0": np.arange(10_000, dtype=np.float64)}
     return npz_bytes(arrays)
 
 

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from helpers import CLI_ENV, ROOT
 
 from specjax import config as config_lib
@@ -121,3 +122,73 @@ def test_a_new_swept_field_is_one_row_and_its_use_in_the_step(tmp_path):
     assert out["train_loss"][0] != out["train_loss"][1]  # the field reached the step
     assert "grad_scale" in out["dims"] and out["run"] == 0.5 and out["label"] == "gs"
     assert "| `grad_scale` | (1.0,) | > 0 | gs | gradient factor |" in out["table"]
+
+
+SCHEMA_TABLE = "ARRAYS: tuple[ArraySpec, ...] = (\n"
+NEW_METRIC_ROW = (
+    '    ArraySpec("eval_max_error", (*S_N, "eval"), "f", meaning="largest absolute output error", evaluated=True),\n'
+)
+
+
+def test_a_new_metric_touches_two_files(tmp_path):
+    """docs/design.md: a new recorded quantity is an entry of engine.run.evaluate's dict and a row of the schema;
+    recording, checkpoints, results, load_results, the named views and the preflight follow."""
+    root = package_copy(
+        tmp_path,
+        {
+            "engine/run.py": [
+                ('        "corr": corr,\n', '        "corr": corr,\n        "eval_max_error": jnp.max(jnp.abs(r)),\n')
+            ],
+            "sweep/schema.py": [(SCHEMA_TABLE, SCHEMA_TABLE + NEW_METRIC_ROW)],
+        },
+    )
+    out = run_in_copy(
+        root,
+        f"""
+        import json, numpy as np
+        from specjax import sweep, store
+        from specjax.sweep import preflight, plan
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("tiny", {str(ROOT / "experiments/configs/tiny.py")!r})
+        tiny = importlib.util.module_from_spec(spec); spec.loader.exec_module(tiny)
+        cfg = tiny.get_config()
+        cfg.over_realization, cfg.teacher_polarity, cfg.lr, cfg.seeds = (1,), (0.0,), (0.05,), 2
+        cfg.epochs, cfg.steps_per_epoch, cfg.snapshot_epochs = 2, 20, ()
+        plans = plan.plan_groups(cfg, 1, False)
+        sweep.run_sweep(cfg, "wd", progress=None)
+        ckpt = store.load_npz(next(iter(sorted(__import__("pathlib").Path("wd/checkpoints").glob("*.npz")))))
+        result = sweep.load_results("wd")
+        a = result.arrays[0]
+        print(json.dumps(dict(
+            shape=list(a["eval_max_error"].shape), finite=bool(np.isfinite(a["eval_max_error"]).all()),
+            ckpt="history/eval_max_error" in ckpt, recorded=[str(n) for n in ckpt["recorded"]],
+            xarray="eval_max_error" in result.to_xarray(), frame="eval_max_error" in result.to_dataframe(),
+            history_bytes=preflight.history_bytes_per_run(cfg, plans[0]),
+        )))
+        """,
+    )
+    assert out["shape"] == [1, 2, 3] and out["finite"]  # (settings, seeds, evaluations at epochs 0, 1, 2)
+    assert out["ckpt"] and "eval_max_error" in out["recorded"]
+    assert out["xarray"] and out["frame"]
+    # 5 scalars, best_teacher (3) + best_student (3) + fan-out (3) per evaluation; corr 3x3 and the student
+    # (8x3+3 + 3x4+4) at the 2 snapshot epochs (0 and 2); 8 bytes each.
+    assert out["history_bytes"] == 8 * (3 * (5 + 9) + 2 * (9 + 43))
+
+
+def test_a_checkpoint_of_another_metric_set_is_refused_by_name(tmp_path, monkeypatch):
+    from helpers import small_config
+
+    from specjax.errors import StoreError
+    from specjax.sweep import checkpoint, plan, schema
+
+    cfg = small_config()
+    p = plan.plan_groups(cfg, 1, False)[0]
+    layout = checkpoint.checkpoint_layout(p, p.waves[0])
+    path = tmp_path / "c.npz"
+    checkpoint.save_checkpoint(path, [], checkpoint.History(), 0, None, False, "sweep", layout)
+    z = checkpoint.store.load_npz(path)
+    checkpoint.check_identity(path, z, "sweep", layout)
+    row = schema.ArraySpec("eval_max_error", (*schema.S_N, "eval"), "f", evaluated=True)
+    monkeypatch.setattr(schema, "ARRAYS", (*schema.ARRAYS, row))
+    with pytest.raises(StoreError, match=r"c\.npz: checkpoint records .* \(missing \['eval_max_error'\], extra \[\]\)"):
+        checkpoint.check_identity(path, z, "sweep", layout)

@@ -230,21 +230,10 @@ class ChunkStats(NamedTuple):
     steps: Array
 
 
-class EvalRecord(NamedTuple):
-    """Evaluation-point quantities for one run, computed on device.
-
-    Attributes:
-      eval_loss: loss in the run's training convention (``Spec.loss``) on the evaluation set, scalar.
-      eval_mse: mean over samples and outputs of the squared error (the reference code's logged loss, which the
-        paper's Fig. 10 plots; ``half_sse = C/2 * mse``), scalar.
-      corr: per hidden layer, ``(m_l, n_l)`` teacher x student correlation of activations on the eval set.
-      fan_out_norm: per hidden layer, ``(n_l,)`` student fan-out weight norms.
-    """
-
-    eval_loss: Array
-    eval_mse: Array
-    corr: tuple[Array, ...]
-    fan_out_norm: tuple[Array, ...]
+#: Evaluation-point quantities of one run, computed on device by :func:`evaluate`: ``{schema name: value}``, the
+#: names of the arrays :mod:`specjax.sweep.schema` declares ``evaluated``; a per-layer quantity is a tuple with one
+#: array per hidden layer (``l = 1, ..., L-1``).
+EvalRecord = dict[str, Array | tuple[Array, ...]]
 
 
 def seed_key(base_seed: int, seed_index: Array) -> Array:
@@ -472,12 +461,29 @@ def train_steps(
 
 
 def evaluate(spec: Spec, state: RunState, data: data_lib.Dataset) -> EvalRecord:
-    """Evaluation record of one run on its evaluation set (docs/theory.md §3 quantities)."""
+    """Evaluation record of one run on its evaluation set (docs/theory.md §3 quantities).
+
+    Every key is the name of an array :mod:`specjax.sweep.schema` declares ``evaluated``, which the sweep records
+    (a new quantity is one entry here and its row in the schema):
+
+    * ``eval_loss``: loss in the run's training convention (``Spec.loss``), scalar;
+    * ``eval_mse``: mean over samples and outputs of the squared error (the reference code's logged loss, which the
+      paper's Fig. 10 plots; ``half_sse = C/2 * mse``), scalar;
+    * per hidden layer ``l``: ``corr`` ``(m_l, n_l)`` teacher x student correlation of activations,
+      ``best_teacher_corr`` ``(m_l,)`` and ``best_student_corr`` ``(n_l,)`` its maxima over students and teachers,
+      ``fan_out_norm`` ``(n_l,)`` the student fan-out weight norms.
+    """
     out, hidden = networks.forward(state.student, data.x_eval, spec.activation)
     r = data.y_eval - out
-    eval_loss, eval_mse = networks.residual_loss(r, spec.loss), networks.residual_loss(r, "mse")
     corr = tuple(correlation_to_teacher(t.post, s.post) for t, s in zip(data.teacher_eval, hidden, strict=True))
-    return EvalRecord(eval_loss, eval_mse, corr, networks.fan_out_norms(state.student))
+    return {
+        "eval_loss": networks.residual_loss(r, spec.loss),
+        "eval_mse": networks.residual_loss(r, "mse"),
+        "best_teacher_corr": tuple(jnp.max(c, axis=-1) for c in corr),
+        "best_student_corr": tuple(jnp.max(c, axis=-2) for c in corr),
+        "fan_out_norm": networks.fan_out_norms(state.student),
+        "corr": corr,
+    }
 
 
 def correlation_to_teacher(teacher_acts: Array, student_acts: Array, eps: float = 1e-10) -> Array:

@@ -3,7 +3,9 @@
 One atomically replaced ``checkpoints/group<g>_wave<w>.npz`` per wave holds every block's
 :class:`~specjax.engine.RunState`, the summed training statistics of the evaluation interval in progress, the
 history so far, the chunk counter, and what ties it to its sweep: the sweep's identity hash
-(:func:`specjax.sweep.workdir.sweep_id`) and the wave's layout (block size and padded run range). Teachers and data
+(:func:`specjax.sweep.workdir.sweep_id`), the wave's layout (block size and padded run range) and the names of the
+recorded arrays (:func:`specjax.sweep.schema.recorded_names`: a checkpoint written by a version that records other
+quantities is refused by name, instead of resuming into results that lack them). Teachers and data
 are not stored: they are pure functions of the seed keys, rebuilt bit for bit on resume. A checkpoint of another
 sweep or layout is refused with one line naming it (never resumed: a foreign file in a workdir means files were
 moved or mixed, and silently retraining would hide that).
@@ -20,9 +22,20 @@ from specjax import store
 from specjax.errors import StoreError
 from specjax.sweep.plan import GroupPlan
 from specjax.sweep.record import History
+from specjax.sweep.schema import recorded_names
 
-CHECKPOINT_FORMAT = 3
-CHECKPOINT_KEYS = ("format", "sweep_id", "chunks_done", "done", "num_blocks", "block", "wave_start", "wave_stop")
+CHECKPOINT_FORMAT = 4
+CHECKPOINT_KEYS = (
+    "format",
+    "sweep_id",
+    "recorded",
+    "chunks_done",
+    "done",
+    "num_blocks",
+    "block",
+    "wave_start",
+    "wave_stop",
+)
 
 
 def shard_dir(workdir: Path, shard: tuple[int, int]) -> Path:
@@ -90,6 +103,13 @@ def check_identity(path: Path, z: dict[str, np.ndarray], sweep: str, layout: dic
             f"and runs {layout['wave_start']}..{layout['wave_stop']}; resume with the same number of devices "
             "(config.num_devices) or use --overwrite"
         )
+    held_names, names = [str(n) for n in np.atleast_1d(z["recorded"])], list(recorded_names())
+    if held_names != names:
+        missing, extra = sorted(set(names) - set(held_names)), sorted(set(held_names) - set(names))
+        raise StoreError(
+            f"{path}: checkpoint records {held_names}, this version records {names} (missing {missing}, extra "
+            f"{extra}); it was written by another version: delete it to retrain its wave, or use --overwrite"
+        )
 
 
 def check_checkpoints(workdir: Path, plans: list[GroupPlan], sweep: str) -> None:
@@ -142,6 +162,7 @@ def save_checkpoint(
     arrays = {
         "format": np.array(CHECKPOINT_FORMAT),
         "sweep_id": np.array(sweep),
+        "recorded": np.array(recorded_names()),
         "chunks_done": np.array(chunks_done),
         "done": np.array(done),
         "num_blocks": np.array(len(blocks_state)),

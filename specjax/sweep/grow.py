@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -35,15 +34,13 @@ from specjax.errors import StoreError, SweepError
 from specjax.sweep.checkpoint import grow_dir
 from specjax.sweep.plan import GroupPlan, plan_groups
 from specjax.sweep.record import History, group_arrays
-from specjax.sweep.schema import S_N, SPECS, has_final_states, key, state_leaves
+from specjax.sweep.schema import HISTORY_AXES, S_N, has_final_states, key, spec_of, state_leaves
 from specjax.sweep.summary import SweepResult, load_config, load_results
 from specjax.sweep.workdir import resume_identity
 
 #: Config fields a sweep may grow in: counts that may increase, sequences that may gain values.
 GROWING_COUNTS = ("seeds", "epochs")
 GROWING_SEQUENCES = ("over_realization", *config_lib.SWEPT_FIELDS)
-#: History axes of the result arrays (the third axis of a per-run array).
-HISTORY_AXES = ("eval", "snapshot", "corr_eval")
 
 
 def _values(v) -> list:
@@ -151,7 +148,7 @@ def prepare(workdir: Path, held: dict, wanted: dict) -> bool:
 
 def _history_axis(name: str) -> str | None:
     """The history axis (:data:`HISTORY_AXES`) of a per-run result array, ``None`` if it has none."""
-    spec = SPECS.get(re.sub(r"_l\d+$", "", name))
+    spec = spec_of(name)
     if spec is None or len(spec.axes) < 3 or spec.axes[:2] != S_N or spec.axes[2] not in HISTORY_AXES:
         return None
     return spec.axes[2]
@@ -159,7 +156,7 @@ def _history_axis(name: str) -> str | None:
 
 def _is_per_run(name: str) -> bool:
     """Whether a result array has leading axes ``(setting, seed)``."""
-    spec = SPECS.get(re.sub(r"_l?\d+$", "", name))
+    spec = spec_of(name)
     return spec is not None and spec.axes[:2] == S_N
 
 

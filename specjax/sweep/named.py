@@ -26,12 +26,15 @@ from specjax import config as config_lib
 from specjax.core import metrics
 from specjax.engine import Hparams, Spec, eval_inputs, seed_key
 from specjax.errors import ArgumentError, SpecjaxError
-from specjax.sweep.schema import SPECS, key
+from specjax.sweep.schema import ARRAYS, S_N, SPECS, key
 
-#: The per-evaluation scalars of each run.
-SCALARS = ("eval_loss", "eval_mse", "train_loss", "grad_norm")
-#: Per-layer per-evaluation vectors, and the node dimension they run over.
-VECTORS = {"best_teacher_corr": "teacher", "best_student_corr": "student", "fan_out_norm": "student"}
+#: The per-evaluation scalars of each run: every array the schema declares with axes ``(setting, seed, eval)``.
+SCALARS = tuple(a.name for a in ARRAYS if a.axes == (*S_N, "eval"))
+#: Per-layer per-evaluation vectors (the schema's hidden-layer arrays with axes ``(setting, seed, eval, node)``), and
+#: the node dimension they run over.
+VECTORS = {
+    a.name: a.axes[3] for a in ARRAYS if a.layers == "hidden" and a.axes[:3] == (*S_N, "eval") and len(a.axes) == 4
+}
 
 
 def _require(module: str):
@@ -178,8 +181,8 @@ def _success(best: np.ndarray, diverged: np.ndarray, seed_axis: int) -> dict[str
 def to_xarray(result) -> Any:
     """One ``xarray.Dataset`` for the whole sweep (see the module docstring for dimensions).
 
-    Variables: ``eval_loss``, ``eval_mse``, ``train_loss``, ``grad_norm`` ``(over_realization, <swept>, seed,
-    epoch)``; per hidden layer ``best_teacher_corr_l<l>`` ``(..., epoch, teacher_l<l>)``, ``best_student_corr_l<l>``
+    Variables (:data:`SCALARS` and :data:`VECTORS`, from the schema): ``eval_loss``, ``eval_mse``, ``train_loss``,
+    ``grad_norm`` ``(over_realization, <swept>, seed, epoch)``; per hidden layer ``best_teacher_corr_l<l>`` ``(..., epoch, teacher_l<l>)``, ``best_student_corr_l<l>``
     and ``fan_out_norm_l<l>`` ``(..., epoch, student_l<l>)``; ``diverged_at`` and ``diverged`` ``(..., seed)``;
     per hidden layer the success of each teacher node at each threshold of :data:`specjax.core.metrics.THRESHOLDS`
     (coordinate ``threshold``): ``success_l<l>`` ``(..., seed, epoch, teacher_l<l>, threshold)`` (1 if the node's

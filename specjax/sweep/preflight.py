@@ -3,6 +3,7 @@ decided before anything is allocated; ``--dry_run`` prints it."""
 
 from __future__ import annotations
 
+import math
 import os
 
 import jax
@@ -10,8 +11,9 @@ import ml_collections
 
 from specjax import config as config_lib
 from specjax.errors import ConfigError
-from specjax.sweep.plan import GroupPlan, bytes_per_run, eval_epochs, snapshot_epochs, step_cost
+from specjax.sweep.plan import GroupPlan, bytes_per_run, eval_epochs, step_cost
 from specjax.sweep.progress import format_duration
+from specjax.sweep.schema import expected_shapes, recorded, spec_of
 
 #: The step counter of a run is int32: a sweep longer than this many steps per run cannot be represented.
 MAX_STEPS = 2**31 - 1
@@ -43,15 +45,11 @@ def device_memory_bytes(device=None) -> int:
 
 
 def history_bytes_per_run(cfg: ml_collections.ConfigDict, plan: GroupPlan) -> int:
-    """Host memory of one run's recorded history (every evaluation and snapshot), float64 upper bound."""
-    spec = plan.spec
-    E, P = len(eval_epochs(cfg)), len(snapshot_epochs(cfg))
-    teacher, student = spec.teacher_widths, spec.student_widths[1:-1]
-    per_eval = 4 + sum(m + 2 * n for m, n in zip(teacher, student, strict=True))
-    corr = sum(m * n for m, n in zip(teacher, student, strict=True))
-    params = sum(a * b + b for a, b in zip(spec.student_widths[:-1], spec.student_widths[1:], strict=True))
-    corr_evals = E if cfg.record_corr == "all" else P
-    return 8 * (E * per_eval + P * params + corr_evals * corr)
+    """Host memory of one run's recorded history (every array of :func:`specjax.sweep.schema.recorded`: each
+    evaluation and snapshot), 8 bytes per number (float64 upper bound)."""
+    history = set(recorded())
+    shapes = expected_shapes(cfg, plan).items()
+    return sum(8 * math.prod(shape[2:]) for name, (shape, _) in shapes if spec_of(name) in history)
 
 
 def check(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_devices: int) -> None:

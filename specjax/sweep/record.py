@@ -10,7 +10,7 @@ import numpy as np
 
 from specjax import config as config_lib
 from specjax.sweep.plan import GroupPlan, eval_epochs, snapshot_epochs
-from specjax.sweep.schema import key
+from specjax.sweep.schema import key, recorded
 
 
 class History:
@@ -37,28 +37,32 @@ class History:
 def record_eval(history: History, record, student, stats, cfg, is_snapshot: bool) -> None:
     """Appends one evaluation of a wave's runs (host arrays with a leading runs axis) to ``history``.
 
+    Every array the schema declares ``evaluated`` is taken from ``record`` by its name (per hidden layer ``l`` from
+    the ``l``-th entry, kept as ``<name>_l<l>``): at every evaluation for the ``eval`` axis, at snapshots (every
+    evaluation with ``record_corr='all'``) for ``corr_eval``.
+
     Args:
-      record: the runs' :class:`~specjax.engine.EvalRecord`.
+      record: the runs' :data:`~specjax.engine.EvalRecord` (``{schema name: array or per-layer tuple}``).
       student: the runs' student parameters.
       stats: the :class:`~specjax.engine.ChunkStats` summed over the interval, or ``None`` at epoch 0.
       is_snapshot: keep parameters (and correlation matrices) at this evaluation.
     """
-    history.append("eval_loss", record.eval_loss)
-    history.append("eval_mse", record.eval_mse)
+    keep = {"eval": True, "corr_eval": is_snapshot or cfg.record_corr == "all", "snapshot": is_snapshot}
+    for spec in recorded():
+        if not spec.evaluated or not keep[spec.axes[2]]:
+            continue
+        value = record[spec.name]
+        per_layer = enumerate(value, start=1) if spec.layers == "hidden" else [(None, value)]
+        for l, v in per_layer:
+            history.append(key(spec.name, l), v)
     if stats is None:
-        nan = np.full(record.eval_loss.shape, np.nan, record.eval_loss.dtype)
+        nan = np.full(record["eval_loss"].shape, np.nan, record["eval_loss"].dtype)
         history.append("train_loss", nan)
         history.append("grad_norm", nan)
     else:
         steps = np.maximum(stats.steps, 1)
         history.append("train_loss", np.where(stats.steps > 0, stats.loss_sum / steps, np.nan))
         history.append("grad_norm", np.where(stats.steps > 0, stats.grad_norm_sum / steps, np.nan))
-    for l, (corr, fan_out) in enumerate(zip(record.corr, record.fan_out_norm, strict=True), start=1):
-        history.append(key("best_teacher_corr", l), np.max(corr, axis=-1))
-        history.append(key("best_student_corr", l), np.max(corr, axis=-2))
-        history.append(key("fan_out_norm", l), fan_out)
-        if is_snapshot or cfg.record_corr == "all":
-            history.append(key("corr", l), corr)  # the sweep's dtype, like best_teacher_corr
     if is_snapshot:
         for l, (W, b) in enumerate(student, start=1):
             history.append(key("student_W", l), W)

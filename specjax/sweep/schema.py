@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from pathlib import Path
 
 import jax
@@ -39,6 +40,9 @@ class ArraySpec:
         ``'leaves'`` (one array per leaf of a run's :class:`~specjax.engine.RunState`, named ``<name>_<i>``).
       meaning: what the values are, with units.
       bias: only recorded when the networks have biases.
+      evaluated: computed by :func:`specjax.engine.run.evaluate` under this name (a tuple per hidden layer for
+        ``layers='hidden'``) and recorded by :func:`specjax.sweep.record.record_eval` at each evaluation its history
+        axis covers (``eval``: every one; ``corr_eval``: snapshots, or every one with ``record_corr='all'``).
     """
 
     name: str
@@ -47,6 +51,7 @@ class ArraySpec:
     layers: str | None = None
     meaning: str = ""
     bias: bool = False
+    evaluated: bool = False
 
 
 S_N = ("setting", "seed")
@@ -54,14 +59,41 @@ ARRAYS: tuple[ArraySpec, ...] = (
     ArraySpec("eval_epochs", ("eval",), "i", meaning="epochs of the evaluations"),
     ArraySpec("snapshot_epochs", ("snapshot",), "i", meaning="epochs at which parameters are kept"),
     ArraySpec("corr_epochs", ("corr_eval",), "i", meaning="epochs of the full correlation matrices"),
-    ArraySpec("eval_loss", (*S_N, "eval"), "f", meaning="eval loss in the training convention (config.loss)"),
-    ArraySpec("eval_mse", (*S_N, "eval"), "f", meaning="eval mean squared error over samples and outputs"),
+    ArraySpec(
+        "eval_loss", (*S_N, "eval"), "f", meaning="eval loss in the training convention (config.loss)", evaluated=True
+    ),
+    ArraySpec(
+        "eval_mse", (*S_N, "eval"), "f", meaning="eval mean squared error over samples and outputs", evaluated=True
+    ),
     ArraySpec("train_loss", (*S_N, "eval"), "f", meaning="mean minibatch loss over the interval (NaN at epoch 0)"),
     ArraySpec("grad_norm", (*S_N, "eval"), "f", meaning="mean gradient norm over the interval (NaN at epoch 0)"),
-    ArraySpec("best_teacher_corr", (*S_N, "eval", "teacher"), "f", "hidden", "best correlation of each teacher node"),
-    ArraySpec("best_student_corr", (*S_N, "eval", "student"), "f", "hidden", "best correlation of each student node"),
-    ArraySpec("fan_out_norm", (*S_N, "eval", "student"), "f", "hidden", "norm of each student node's fan-out"),
-    ArraySpec("corr", (*S_N, "corr_eval", "teacher", "student"), "f", "hidden", "teacher x student correlation"),
+    ArraySpec(
+        "best_teacher_corr",
+        (*S_N, "eval", "teacher"),
+        "f",
+        "hidden",
+        "best correlation of each teacher node",
+        evaluated=True,
+    ),
+    ArraySpec(
+        "best_student_corr",
+        (*S_N, "eval", "student"),
+        "f",
+        "hidden",
+        "best correlation of each student node",
+        evaluated=True,
+    ),
+    ArraySpec(
+        "fan_out_norm", (*S_N, "eval", "student"), "f", "hidden", "norm of each student node's fan-out", evaluated=True
+    ),
+    ArraySpec(
+        "corr",
+        (*S_N, "corr_eval", "teacher", "student"),
+        "f",
+        "hidden",
+        "teacher x student correlation",
+        evaluated=True,
+    ),
     ArraySpec("student_W", (*S_N, "snapshot", "student_in", "student_out"), "f", "weights", "student weights"),
     ArraySpec("student_b", (*S_N, "snapshot", "student_out"), "f", "weights", "student biases", bias=True),
     ArraySpec("teacher_W", (*S_N, "teacher_in", "teacher_out"), "f", "weights", "teacher weights"),
@@ -79,6 +111,19 @@ ARRAYS: tuple[ArraySpec, ...] = (
     ArraySpec("sweep_id", (), "U", meaning="identity hash of the sweep that wrote the file"),
 )
 SPECS = {a.name: a for a in ARRAYS}
+#: The history axes: a per-run array with one of these third axes grows by one entry per evaluation (``eval``),
+#: per kept correlation matrix (``corr_eval``) or per snapshot (``snapshot``).
+HISTORY_AXES = ("eval", "snapshot", "corr_eval")
+
+
+def recorded() -> tuple[ArraySpec, ...]:
+    """The arrays a sweep records into a wave's history (their third axis is a history axis), in schema order."""
+    return tuple(a for a in ARRAYS if len(a.axes) > 2 and a.axes[:2] == S_N and a.axes[2] in HISTORY_AXES)
+
+
+def recorded_names() -> tuple[str, ...]:
+    """The base names of :func:`recorded` (what a checkpoint's history holds; checkpoints store this list)."""
+    return tuple(a.name for a in recorded())
 
 
 def key(name: str, layer: int | None = None) -> str:
@@ -93,6 +138,18 @@ def key(name: str, layer: int | None = None) -> str:
     if layer is None:
         return name
     return f"{name}_{int(layer)}" if spec.layers == "leaves" else f"{name}_l{int(layer)}"
+
+
+def spec_of(array: str) -> ArraySpec | None:
+    """The schema entry of a stored array's name (``corr_l1`` -> ``corr``, ``final_state_3`` -> ``final_state``);
+    ``None`` for a name the schema does not declare (the swept fields' value arrays)."""
+    if array in SPECS:
+        return SPECS[array]
+    m = re.fullmatch(r"(.+?)_(l?)(\d+)", array)
+    spec = SPECS.get(m[1]) if m else None
+    if spec is None or spec.layers is None or (spec.layers == "leaves") != (m[2] == ""):
+        return None
+    return spec
 
 
 @functools.lru_cache(maxsize=32)
