@@ -182,8 +182,9 @@ def to_xarray(result) -> Any:
     """One ``xarray.Dataset`` for the whole sweep (see the module docstring for dimensions).
 
     Variables (:data:`SCALARS` and :data:`VECTORS`, from the schema): ``eval_loss``, ``eval_mse``, ``train_loss``,
-    ``grad_norm`` ``(over_realization, <swept>, seed, epoch)``; per hidden layer ``best_teacher_corr_l<l>`` ``(..., epoch, teacher_l<l>)``, ``best_student_corr_l<l>``
-    and ``fan_out_norm_l<l>`` ``(..., epoch, student_l<l>)``; ``diverged_at`` and ``diverged`` ``(..., seed)``;
+    ``grad_norm`` ``(over_realization, <swept>, seed, epoch)``; per hidden layer ``best_teacher_corr_l<l>``
+    ``(..., epoch, teacher_l<l>)``, ``best_student_corr_l<l>`` and ``fan_out_norm_l<l>`` ``(..., epoch,
+    student_l<l>)``; ``diverged_at`` and ``diverged`` ``(..., seed)``;
     per hidden layer the success of each teacher node at each threshold of :data:`specjax.core.metrics.THRESHOLDS`
     (coordinate ``threshold``): ``success_l<l>`` ``(..., seed, epoch, teacher_l<l>, threshold)`` (1 if the node's
     best correlation exceeds the threshold in that run, 0 if not, NaN for a diverged run), and over seeds
