@@ -115,6 +115,8 @@ def set_up(kind: str, base: Path) -> Path:
 # Each case: (id, extra argv, regex the one error line must match, how the folder is set up). Kind "new": the
 # workdir must still not exist afterwards; every case's folder must be unchanged, entry for entry, byte for byte.
 SWEEP_CASES = [
+    ("cpus_zero", ["--cpus=0"], r"flag --cpus=0: 0 is not a positive integer", "new"),
+    ("devices_per_run_3", ["--config.devices_per_run=3"], r"config\.devices_per_run: 3 does not divide the \d", "new"),
     ("lr_not_a_number", ["--config.lr=abc"], r"config\.lr: values must be finite numbers, got 'abc'", "new"),
     ("lr_negative", ["--config.lr=-0.1"], r"config\.lr: values must be > 0, got -0\.1", "new"),
     ("lr_duplicated", ["--config.lr=(0.1,0.1)"], r"config\.lr: values must be distinct", "new"),

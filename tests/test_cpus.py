@@ -1,0 +1,62 @@
+"""Each process gets its share of the machine's cores: --cpus, and the processes of one machine split its cores."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from specjax import cli
+
+LOCAL = ["--coordinator_address=127.0.0.1:12345", "--num_processes=2"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        ([], {}, (8, None)),  # alone: every usable core
+        (["--cpus=3"], {}, (3, None)),
+        ([], {"SPECJAX_CPUS": "2"}, (2, None)),
+        ([*LOCAL, "--process_id=0"], {}, (4, [0, 1, 2, 3])),  # two processes here: half the cores each, pinned
+        ([*LOCAL, "--process_id=1"], {}, (4, [4, 5, 6, 7])),
+        (["--coordinator_address", "localhost:1", "--num_processes", "4", "--process_id", "3"], {}, (2, [6, 7])),
+        (
+            [],
+            {"SPECJAX_COORDINATOR_ADDRESS": "127.0.0.1:9", "SPECJAX_NUM_PROCESSES": "2", "SPECJAX_PROCESS_ID": "1"},
+            (4, [4, 5, 6, 7]),
+        ),
+        (
+            ["--coordinator_address=node7.cluster:1", "--num_processes=2", "--process_id=1"],
+            {},
+            (8, None),
+        ),  # other hosts
+        ([*LOCAL, "--process_id=1", "--cpus=1"], {}, (1, None)),  # --cpus wins
+        ([*LOCAL, "--process_id=5"], {}, (8, None)),  # invalid: the flag checks refuse it later
+        (["--coordinator_address=127.0.0.1:1", "--num_processes=16", "--process_id=3"], {}, (1, None)),
+    ],
+)
+def test_cpu_layout(argv, env, expected):
+    assert cli.cpu_layout(argv, env, list(range(8))) == expected
+
+
+def _devices_in_child(args: list[str]) -> dict:
+    """Devices and affinity of a fresh process configured by :func:`cli.configure_cpu_devices` with ``args``."""
+    code = (
+        "import json, os, sys; from specjax import cli; cli.configure_cpu_devices(argv=sys.argv[1:]); import jax; "
+        "print(json.dumps({'devices': len(jax.devices()), 'cores': sorted(os.sched_getaffinity(0))}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_two_local_processes_each_take_their_own_cores():
+    cores = sorted(os.sched_getaffinity(0))
+    share = len(cores) // 2
+    first = _devices_in_child([*LOCAL, "--process_id=0"])
+    second = _devices_in_child([*LOCAL, "--process_id=1"])
+    assert first == {"devices": share, "cores": cores[:share]}
+    assert second == {"devices": share, "cores": cores[share : 2 * share]}
