@@ -101,9 +101,23 @@ def main(argv: list[str]) -> None:
         path = Path(f.workdir) / f"{FIGURE}.{ext}"
         if path.is_dir():
             raise StoreError(f"{path}: the figure's path is a directory; move it away")
+    if f.target_ci is not None:
+        from specjax.sweep import adaptive
+
+        adaptive.check_target(f.target_ci, f.max_seeds, cfg.seeds)
+        if check_invocation(f.overwrite, f.num_shards, f.shard_index) is not None:
+            raise config_lib.ConfigError(
+                "target_ci: grows the seeds of a sweep run in one process; drop --num_shards (or run the shards, "
+                "then grow the finished sweep with --target_ci in one process)"
+            )
     enable_float64()
     if f.dry_run:
         print_plan(cfg, f.workdir, f.overwrite, f.num_shards, f.shard_index)
+        if f.target_ci is not None:
+            print(
+                f"then --target_ci={f.target_ci:g}: seeds grow (up to --max_seeds={f.max_seeds}) until every "
+                "setting's 95% Wilson half-width is within it"
+            )
         return
     attach_log_file(f.log_file)
 
@@ -111,7 +125,10 @@ def main(argv: list[str]) -> None:
         print(line, flush=True)
         logging.info(line)
 
-    result = run_scaled(cfg, f.workdir, f.overwrite, f.num_shards, f.shard_index, progress)
+    if f.target_ci is not None:
+        result = adaptive.run_to_target(cfg, f.workdir, f.target_ci, f.max_seeds, f.overwrite, progress)
+    else:
+        result = run_scaled(cfg, f.workdir, f.overwrite, f.num_shards, f.shard_index, progress)
     if result is None:
         return  # a shard or process that did not merge: the merging one writes the figure
     figure = Path(f.workdir) / FIGURE
@@ -146,6 +163,7 @@ def run_cli() -> None:
     from ml_collections import config_flags
 
     from specjax import cli
+    from specjax.sweep import adaptive
 
     cli.configure_cpu_devices()
     config_flags.DEFINE_config_file(
@@ -157,6 +175,15 @@ def run_cli() -> None:
     flags.DEFINE_string("log_file", None, "Also append progress lines and absl INFO messages to this file.")
     flags.DEFINE_integer("num_shards", 1, "Array job: the sweep's runs split into this many shards ...")
     flags.DEFINE_integer("shard_index", 0, "... of which this command trains this one (0-based); the last merges.")
+    flags.DEFINE_float(
+        "target_ci",
+        None,
+        "Grow the seeds until every setting's success-rate interval (95% Wilson, half-width of its widest teacher "
+        "node) is at most this, e.g. 0.05 ...",
+    )
+    flags.DEFINE_integer(
+        "max_seeds", adaptive.DEFAULT_MAX_SEEDS, "... or the sweep has this many seeds (with --target_ci)."
+    )
     flags.mark_flags_as_required(["config", "workdir"])
     cli.run(main, "specjax.sweep")
 
