@@ -70,6 +70,7 @@ def main(argv: list[str]) -> None:
         peak_size=f.peak_size,
         scaling=f.scaling,
         main=f.main,
+        large_run=f.large_run,
     )
     enable_float64()
     start = time.perf_counter()
@@ -105,7 +106,10 @@ def run_cli() -> None:
     flags.DEFINE_string(
         "scaling", None, "Also measure run-steps/s against runs per device and width; plot to this PNG."
     )
-    flags.DEFINE_bool("main", True, "Run the main comparison (off: only --scaling / --sweep_rss).")
+    flags.DEFINE_bool("main", True, "Run the main comparison (off: only --scaling / --sweep_rss / --large_run).")
+    flags.DEFINE_bool(
+        "large_run", True, "Measure one large run (Fig. 8 at paper scale) on one device and split over all devices."
+    )
     cli.run(main, PROG, compilation_cache="none")  # compile times are part of what it measures
 
 

@@ -61,6 +61,8 @@ class BenchOptions(NamedTuple):
       peak_size: matrix size of the peak measurement.
       scaling: also measure run-steps/s against runs per device and width, plotted to this PNG (``None``: no).
       main: run the main comparison (off: only ``scaling`` / ``sweep_rss``).
+      large_run: measure one large run (Fig. 8 at paper scale) on one device and split over every device, float32,
+        with its fraction of the float32 peak.
     """
 
     quick: bool = False
@@ -78,6 +80,7 @@ class BenchOptions(NamedTuple):
     peak_size: int = 1024
     scaling: str | None = None
     main: bool = True
+    large_run: bool = True
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -202,6 +205,34 @@ def measure_specjax(spec, runs_per_device: int, steps: int, repeats: int) -> dic
         "eval_share_cpu": eval_cpu_s / (eval_cpu_s + runs * 1000 / rate.cpu),
         "compile_and_first_chunk_s": compile_s,
     }
+
+
+def large_run_spec():
+    """Fig. 8 at paper scale (``specjax/figures/configs/fig8.py``): one deep 10x run, ~0.96 GFLOP per SGD step."""
+    from specjax.engine.run import Spec
+    from specjax.figures.configs import fig8
+
+    return Spec.from_config(fig8.get_config("paper"), 10)
+
+
+def measure_large_run(spec, devices_per_run: int, steps: int, repeats: int) -> Rate:
+    """Run-steps/s of one run split over ``devices_per_run`` devices (1: one single-threaded device)."""
+    import jax
+    import jax.numpy as jnp
+
+    from specjax.engine import Program, make_mesh, seed_key
+
+    program = Program(spec, chunk_steps=steps, mesh=make_mesh(devices_per_run, devices_per_run=devices_per_run))
+    hp = program.place(hparams(1, spec.dtype))
+    teacher, data, state = program.init(hp, program.place(jax.vmap(seed_key, (None, 0))(1, jnp.arange(1))))
+    box = {"state": state}
+
+    def train():
+        box["state"], stats = program.train(box["state"], teacher, data, hp)
+        jax.block_until_ready(stats)
+
+    train()  # compile
+    return best_rate(train, steps, repeats, devices_per_run)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -108,6 +108,12 @@ def print_table(result: dict) -> None:
                 f"[{what}] full two_layer sweep estimate {dtype}: {est['training_s'] / 60:.1f} min training, "
                 f"{est['with_evaluation_s'] / 60:.1f} min with per-epoch evaluation"
             )
+    for r in result.get("large_run", []):
+        print(
+            f"one Fig. 8 paper-scale run (float32) on {r['devices_per_run']} device(s): {r['run_steps_per_s']:.1f} "
+            f"run-steps/s, {r['gflops']:.1f} GFLOP/s, {100 * r['peak_fraction']:.1f}% of the float32 peak "
+            f"({100 * r['peak_fraction_cpu']:.1f}% per CPU-s)"
+        )
     print(f"load average start {result['load_average_start']} end {result['load_average_end']}")
     for note in result["notes"]:
         print(f"note: {note}")

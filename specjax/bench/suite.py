@@ -9,7 +9,9 @@ from pathlib import Path
 from specjax.bench.measure import (
     BenchOptions,
     Rate,
+    large_run_spec,
     load_average,
+    measure_large_run,
     measure_peak_gflops,
     measure_scaling,
     measure_specjax,
@@ -103,6 +105,8 @@ def run_bench(options: BenchOptions) -> dict:
                 record("torch_per_seed_loop_1core", baselines.measure_torch(spec, baseline_steps, 1))
                 record("torch_per_seed_loop_threaded", baselines.measure_torch(spec, baseline_steps, 1, threads=0))
     report.summarise(result, overs)
+    if options.large_run:
+        result["large_run"] = large_run(result, options, repeats)
     if options.scaling:
         result["scaling"] = measure_scaling(options, steps, repeats)
         report.plot_scaling(result["scaling"], options.scaling)
@@ -113,3 +117,41 @@ def run_bench(options: BenchOptions) -> dict:
         print(f"sweep peak RSS: {result['sweep_rss']}", flush=True)
     result["load_average_end"] = load_average()
     return result
+
+
+def large_run(result: dict, options: BenchOptions, repeats: int) -> list[dict]:
+    """One large run (Fig. 8 at paper scale, float32) on one device and split over all of them, each with its
+    GFLOP/s and fraction of the float32 peak of all devices measured in this benchmark (one device's large
+    matrix-product rate times the number of devices, i.e. of cores on CPU)."""
+    import jax
+
+    from specjax.engine import flops_per_step
+
+    if "float32" not in result["peak_gflops"]:
+        peak = measure_peak_gflops("float32", options.peak_size, repeats)
+        result["peak_gflops"]["float32"] = peak.wall
+        result.setdefault("peak_gflops_cpu", {})["float32"] = peak.cpu
+    peak, peak_cpu = result["peak_gflops"]["float32"], result["peak_gflops_cpu"]["float32"]
+    spec = large_run_spec()
+    fl = flops_per_step(spec)
+    steps = 50 if options.quick else 200
+    ndev = len(jax.devices())
+    out = []
+    for devices in sorted({1, ndev}):
+        rate = measure_large_run(spec, devices, steps, repeats)
+        rec = {
+            "devices_per_run": devices,
+            "run_steps_per_s": rate.wall,
+            "gflops": rate.wall * fl / 1e9,
+            "peak_fraction": rate.wall * fl / 1e9 / peak,
+            "peak_fraction_cpu": rate.cpu * fl / 1e9 / peak_cpu,
+            "flops_per_step": fl,
+        }
+        out.append(rec)
+        print(
+            f"[float32] one Fig. 8 paper-scale run on {devices} device(s): {rate.wall:6.1f} run-steps/s "
+            f"{rec['gflops']:6.1f} GFLOP/s {100 * rec['peak_fraction']:5.1f}% of the {ndev}-device peak "
+            f"{peak:.1f} GFLOP/s",
+            flush=True,
+        )
+    return out
