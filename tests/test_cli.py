@@ -338,7 +338,7 @@ def test_bench_refusals(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("module", [SWEEP, "specjax.figures", "specjax.bench"])
+@pytest.mark.parametrize("module", [SWEEP, "specjax.figures", "specjax.bench", "specjax.report"])
 def test_help_starts_without_warning(module):
     r = run_module_cases(module, [["--helpshort"]])[0]
     assert r["rc"] in (0, 1), r  # absl exits with status 1 after printing the help

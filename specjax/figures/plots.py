@@ -192,8 +192,8 @@ def loss_curves_figure(
     path_prefix: str | Path,
 ) -> list[Path]:
     """The paper's Fig. 10: :math:`\\log_{10}` eval MSE (``eval_mse``, mean over samples and outputs, the reference
-    code's logged loss) against epoch, mean +- std over seeds, one curve per teacher polarity, one panel per
-    over-realization.
+    code's logged loss) against epoch, mean +- std over seeds, one curve per setting (labelled by the swept fields
+    that vary), one panel per over-realization.
 
     Args:
       arrays_per_group: one :func:`specjax.sweep.group_arrays` dict per over-realization.
@@ -206,9 +206,11 @@ def loss_curves_figure(
     for ax, arrays, mean, std in zip(axes[0], arrays_per_group, log_mse_mean, log_mse_std, strict=True):
         epochs = arrays["eval_epochs"]
         polarities = arrays["teacher_polarity"]
-        for s, polarity in enumerate(polarities):
-            color = cmap(s / max(len(polarities) - 1, 1))
-            ax.plot(epochs, mean[s], color=color, label=f"p={polarity:g}")
+        varying = [f for f in SWEPT_FIELDS if len(set(np.asarray(arrays[f]).tolist())) > 1] or ["teacher_polarity"]
+        for s in range(len(polarities)):
+            color = cmap(0.85 * s / max(len(polarities) - 1, 1))
+            label = ", ".join(f"{LABELS[f]}={float(arrays[f][s]):g}" for f in varying)
+            ax.plot(epochs, mean[s], color=color, label=label)
             ax.fill_between(epochs, mean[s] - std[s], mean[s] + std[s], color=color, alpha=0.2, linewidth=0)
         ax.set_title(f"{int(arrays['over_realization'])}x over-realization")
         ax.set_xlabel("epoch")
