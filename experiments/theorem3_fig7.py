@@ -1,11 +1,12 @@
 """Theorem 3 as stated on the converged runs of the Fig. 7 sweep: how many unaligned students satisfy the
-hypothesis, and the conclusion's residual, at over-realization 5 and 10.
+hypothesis (C observers in the same layer whose fan-outs have rank C), how well-conditioned their observers'
+fan-outs are, and the conclusion's residual, at every over-realization of the sweep.
 
     python experiments/theorem3_fig7.py --workdir=runs/fig7-small [--scale=small]
 
-Runs (or loads) the figure's sweep (``specjax/figures/configs/fig7.py``), then for every run of the 5x and 10x groups
-at the last epoch computes :func:`specjax.theory.theorem3.theorem3_hypothesis` in one ``jit(vmap(...))`` on the run's
-own evaluation inputs, in float64. Prints one JSON object.
+Runs (or loads) the figure's sweep (``specjax/figures/configs/fig7.py``), then for every run of every group at the
+last epoch computes :func:`specjax.theory.theorem3.theorem3_hypothesis` in one ``jit(vmap(...))`` on the run's own
+evaluation inputs, in float64. Prints one JSON object.
 """
 
 import argparse
@@ -50,20 +51,37 @@ def group_report(result, over: int, threshold: float, colinear_tol: float, sampl
     h = jax.device_get(jax.jit(jax.vmap(one))(params("student", -1), params("teacher"), seed_index, data_std))
     unaligned = np.asarray(h.unaligned)
     holds = np.asarray(h.hypothesis_holds)
-    residual = np.where(unaligned, np.asarray(h.group_sum_norm), np.nan)
-    scale = np.where(unaligned, np.asarray(h.group_norm_sum), np.nan)
-    prune = np.where(unaligned, np.abs(np.asarray(h.pruned_loss_change)), np.nan)
-    finite = lambda v: float(np.nanmax(v)) if np.isfinite(v).any() else None  # noqa: E731
+    fails = unaligned & ~holds
+
+    def among(values, mask):
+        return np.where(mask, np.asarray(values, float), np.nan)
+
+    def stat(reduce, values):
+        return float(reduce(values)) if np.isfinite(values).any() else None
+
+    residual = among(h.group_sum_norm, unaligned)
     return {
         "runs": int(S * N),
         "students": int(unaligned.size),
+        "outputs": int(spec.c),
         "median_eval_loss": float(np.median(a["eval_loss"][..., -1])),
         "unaligned": int(unaligned.sum()),
         "hypothesis_holds": int(holds.sum()),
-        "max_residual": finite(residual),
-        "median_residual": float(np.nanmedian(residual)) if unaligned.any() else None,
-        "max_group_norm_sum": finite(scale),
-        "max_abs_pruned_loss_change": finite(prune),
+        "median_observers_unaligned": stat(np.nanmedian, among(h.num_observers, unaligned)),
+        "min_observers_unaligned": stat(np.nanmin, among(h.num_observers, unaligned)),
+        "min_rank_unaligned": stat(np.nanmin, among(h.fan_out_rank, unaligned)),
+        "median_smallest_singular_value_unaligned": stat(np.nanmedian, among(h.smallest_singular_value, unaligned)),
+        "min_smallest_singular_value_unaligned": stat(np.nanmin, among(h.smallest_singular_value, unaligned)),
+        "median_fan_out_norm_aligned": stat(
+            np.nanmedian, among(np.linalg.norm(params("student", -1)[-1][0], axis=-1), ~unaligned)
+        ),
+        "largest_colinear_group_unaligned": stat(np.nanmax, among(np.asarray(h.colinear).sum(-1), unaligned)),
+        "max_residual": stat(np.nanmax, residual),
+        "median_residual": stat(np.nanmedian, residual),
+        "max_residual_hypothesis_holds": stat(np.nanmax, among(h.group_sum_norm, holds)),
+        "max_residual_hypothesis_fails": stat(np.nanmax, among(h.group_sum_norm, fails)),
+        "max_group_norm_sum": stat(np.nanmax, among(h.group_norm_sum, unaligned)),
+        "max_abs_pruned_loss_change": stat(np.nanmax, among(np.abs(h.pruned_loss_change), unaligned)),
     }
 
 
@@ -78,7 +96,7 @@ def main(workdir: str, scale: str, samples: int) -> dict:
         "threshold": 0.95,
         "colinear_tol": 1e-3,
         "samples": samples,
-        **{f"{o}x": group_report(result, o, 0.95, 1e-3, samples) for o in (5, 10) if o in groups},
+        **{f"{o}x": group_report(result, o, 0.95, 1e-3, samples) for o in groups},
     }
     print(json.dumps(report, indent=1))
     return report

@@ -37,7 +37,7 @@ class GroupAnalysis(NamedTuple):
       over_realization, epoch: which group and snapshot.
       settings: the group's swept grid (one :class:`~specjax.engine.Hparams` of floats per setting).
       runs: :class:`specjax.theory.reports.RunAnalysis` of every run (L-shape per layer, boundary observation,
-        Hungarian matching, pair geometry, Theorem 3 and Theorem 5 reports).
+        Hungarian matching, pair geometry, Theorem 3 report with its hypothesis per student, Theorem 5 report).
       l_shape_stats: per layer ``l`` (from 1), ``{'specialized', 'unspecialized', 'median_fan_out_specialized',
         'median_fan_out_unspecialized', 'fan_out_ratio'}`` each ``(settings, seeds)``.
     """

@@ -22,11 +22,12 @@ from specjax.core import metrics
 from specjax.core.networks import RELU, Activation, Params, forward, squared_error_loss
 from specjax.theory import lemma1
 from specjax.theory.observers import boundary_observation, boundary_observation_fraction
+from specjax.theory.theorem3 import colinear_groups, observer_fan_out_spectrum, prune_students, same_layer_observers
 from specjax.theory.theorem5 import PairGeometry, Theorem5Report, pair_geometry, theorem5_report
 
 Array = jax.Array
 
-__all__ = [  # Def. 2 and Theorem 5 live in their own modules; re-exported here for the per-run analysis.
+__all__ = [  # Def. 2 and Theorems 3, 5 live in their own modules; re-exported here for the per-run analysis.
     "GradientMagnitudes",
     "LShape",
     "PairGeometry",
@@ -196,20 +197,22 @@ def l_shape(student: Params, teacher: Params, x: Array, activation: Activation =
     return tuple(LShape(metrics.best_per_student(c), f) for c, f in zip(corr, fan_out, strict=True))
 
 
-def prune_students(student: Params, pruned: Array, layer: int = 0) -> Params:
-    """Zeroes the fan-out (row of the next layer's ``W``) of the students where ``pruned`` ``(n,)`` is true."""
-    weights, bias = student[layer + 1]
-    weights = jnp.where(pruned[:, None], 0.0, weights)
-    return student[: layer + 1] + ((weights, bias),) + student[layer + 2 :]
-
-
 class Theorem3Report(NamedTuple):
-    """Theorem 3 / Corollary 2: unspecialized students carry (almost) no fan-out and can be pruned.
+    """Theorem 3 / Corollary 2: unspecialized students with enough observers carry no fan-out and can be pruned.
+
+    The hypothesis columns are those of :func:`specjax.theory.theorem3.theorem3_hypothesis` (observers in the same
+    layer, Def. 2); they need constant fan-outs, so below the top hidden layer of a deep net ``observer_rank`` is -1,
+    ``smallest_singular_value`` NaN and ``hypothesis_holds`` false (not evaluated).
 
     Attributes:
       unspecialized: ``(n,)`` bool, best correlation :math:`\\max_j\\rho_{jk}` at most ``threshold``.
       specialization: ``(n,)`` best correlation per student.
       fan_out: ``(n,)`` :math:`\\sqrt{\\mathbb E_x\\beta_{kk}}` (:math:`\\|v_k\\|` for two layers).
+      num_observers: ``(n,)`` int, students of the same layer observing each one (its co-linear group excluded).
+      observer_rank: ``(n,)`` int, rank of the observers' stacked ``C x |observers|`` fan-outs (-1: not evaluated).
+      smallest_singular_value: ``(n,)`` their ``C``-th singular value (0 below rank ``C``; NaN: not evaluated).
+      hypothesis_holds: ``(n,)`` bool, unspecialized with observer rank ``C``: Theorem 3 then says the student's
+        co-linear group's weighted fan-out sum is 0 at a critical point.
       num_unspecialized: scalar count.
       max_unspecialized_fan_out: largest fan-out among them (0 if none).
       eval_loss: loss on ``x`` before pruning.
@@ -220,6 +223,10 @@ class Theorem3Report(NamedTuple):
     unspecialized: Array
     specialization: Array
     fan_out: Array
+    num_observers: Array
+    observer_rank: Array
+    smallest_singular_value: Array
+    hypothesis_holds: Array
     num_unspecialized: Array
     max_unspecialized_fan_out: Array
     eval_loss: Array
@@ -246,6 +253,16 @@ def theorem3_report(
     lemma1.require_homogeneous(activation, "theorem3_report")
     shape = l_shape(student, teacher, x, activation)[layer]
     unspecialized = shape.specialization <= threshold
+    _, hidden = forward(student, x, activation)
+    observers = same_layer_observers(hidden[layer].pre) & ~colinear_groups(student, layer)
+    if layer == len(student) - 2:  # constant fan-outs: Theorem 3's hypothesis is defined
+        fan_outs = student[layer + 1][0]  # (n, C)
+        rank, smallest = observer_fan_out_spectrum(observers, fan_outs)
+        holds = unspecialized & (rank == fan_outs.shape[-1])
+    else:
+        rank = jnp.full(unspecialized.shape, -1, jnp.int32)
+        smallest = jnp.full(unspecialized.shape, jnp.nan, x.dtype)
+        holds = jnp.zeros_like(unspecialized)
     targets = forward(teacher, x, activation)[0]
     eval_loss = squared_error_loss(student, x, targets, activation, convention)
     pruned_loss = squared_error_loss(prune_students(student, unspecialized, layer), x, targets, activation, convention)
@@ -253,6 +270,10 @@ def theorem3_report(
         unspecialized,
         shape.specialization,
         shape.fan_out,
+        jnp.sum(observers, axis=1),
+        rank.astype(jnp.int32),
+        smallest,
+        holds,
         jnp.sum(unspecialized),
         jnp.max(jnp.where(unspecialized, shape.fan_out, 0.0)),
         eval_loss,
