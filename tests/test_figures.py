@@ -22,7 +22,7 @@ from specjax import figures
 from specjax.config import SWEPT_FIELDS
 from specjax.core import networks, teachers
 from specjax.errors import FigureError, StoreError
-from specjax.figures import numbers as figure_data
+from specjax.figures import numbers as figure_numbers
 from specjax.figures import plots
 from specjax.sweep.schema import key
 
@@ -58,7 +58,7 @@ def test_fig7_unspecialized_students_have_small_fan_out(make):
     over5 = next(a for a in out.data.arrays if int(a["over_realization"]) == 5)
     corr = over5[key("best_student_corr", 1)][:, :, -1].ravel()
     fan_out = over5[key("fan_out_norm", 1)][:, :, -1].ravel()
-    low, high = corr < figure_data.UNSPECIALIZED_BELOW, corr > 0.95
+    low, high = corr < figure_numbers.UNSPECIALIZED_BELOW, corr > 0.95
     assert low.sum() >= 2 and high.sum() >= 100  # measured: 4 and ~190 of 200
     # The L: every unspecialized student's fan-out is below the median specialized one (measured ~0.1 vs ~0.45).
     assert fan_out[low].max() < np.median(fan_out[high])
@@ -144,6 +144,33 @@ def _figures_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
 
 
+def test_a_new_figure_is_one_table_row_and_its_functions(make, monkeypatch):
+    """docs/design.md: a new figure is a row of figures.table.FIGURES (config, driver, numbers, plot, scales) plus
+    its functions; make_figure (and the command line's --figure) read everything from the row."""
+    from specjax.figures import cache, table
+
+    make("10")  # the fig9_10 test sweep, computed once per module
+
+    def numbers(cfg, result):
+        final = [round(float(np.mean(a["eval_mse"][:, :, -1])), 6) for a in result.arrays]
+        return {"final_eval_mse": final}, final
+
+    def plot(data, cfg, prefix):
+        fig, ax = plots.plt.subplots()
+        ax.plot(data, "o")
+        return plots.save(fig, prefix)
+
+    row = table.Figure("mse", "fig9_10", cache.sweep_results, numbers, plot)
+    monkeypatch.setattr(table, "FIGURES", (*table.FIGURES, row))
+    out = figures.make_figure("mse", make.workdir, "test", progress=None)
+    assert_written(out)
+    assert not out.computed_now and out.results == make.workdir / "fig9_10-test"  # the shared sweep, loaded
+    assert out.paths == [make.workdir / "figmse.png", make.workdir / "figmse.pdf"]
+    arrays = make("10").data.arrays
+    assert out.numbers["final_eval_mse"] == [round(float(np.mean(a["eval_mse"][:, :, -1])), 6) for a in arrays]
+    assert "mse" in table.names()
+
+
 def test_command_line_reuses_results_and_reports_bad_flags(make):
     make("10")
     done = _figures_cli("--figure=10", "--scale=test", f"--workdir={make.workdir}")
@@ -211,7 +238,7 @@ def test_bad_results_are_refused_with_the_file_named(make, tmp_path):
 def test_expected_fan_out_norms_two_layer_equals_row_norms():
     student = teachers.gaussian_student(jax.random.key(0), (6, 9, 4), 0.7, True, jnp.float64)
     x = jax.random.normal(jax.random.key(1), (64, 6), jnp.float64)
-    (norms,) = figure_data.expected_fan_out_norms(student, x, chunk=16)
+    (norms,) = figure_numbers.expected_fan_out_norms(student, x, chunk=16)
     np.testing.assert_allclose(norms, networks.fan_out_norms(student)[0], rtol=1e-12)
 
 
@@ -219,7 +246,7 @@ def test_expected_fan_out_norms_deep_equals_jacobian_norms():
     """sqrt(E_x ||v_k(x)||^2) with v_k(x) = d f_L / d f_{l,k}: the Jacobian of the output w.r.t. a hidden activation."""
     student = teachers.gaussian_student(jax.random.key(2), (5, 7, 6, 8, 3), 0.8, True, jnp.float64)
     x = jax.random.normal(jax.random.key(3), (32, 5), jnp.float64)
-    norms = figure_data.expected_fan_out_norms(student, x, chunk=8)
+    norms = figure_numbers.expected_fan_out_norms(student, x, chunk=8)
 
     def output_from_layer(h, layer, xi):  # replace hidden layer `layer`'s activations by h, keep the gates above
         _, hidden = networks.forward(student, xi)
@@ -242,12 +269,12 @@ def test_expected_fan_out_norms_deep_equals_jacobian_norms():
 def test_first_epoch_above_and_strength_order():
     epochs = np.array([0, 1, 2, 3])
     best = np.array([[0.1, 0.96, 0.99, 0.99], [0.1, 0.2, 0.97, 0.99], [0.1, 0.2, 0.3, 0.4]]).T[None]  # (1, E, 3)
-    first = figure_data.first_epoch_above(best, epochs, 0.95)
+    first = figure_numbers.first_epoch_above(best, epochs, 0.95)
     np.testing.assert_array_equal(first, [[1.0, 2.0, np.inf]])
-    stats = figure_data.strength_order_stats(best, np.array([[3.0, 2.0, 1.0]]), epochs, group=1)
+    stats = figure_numbers.strength_order_stats(best, np.array([[3.0, 2.0, 1.0]]), epochs, group=1)
     assert stats["median_epoch_strongest"] == 1.0 and stats["median_epoch_weakest"] == np.inf
     assert stats["spearman"] == pytest.approx(1.0)
-    flipped = figure_data.strength_order_stats(best, np.array([[1.0, 2.0, 3.0]]), epochs, group=1)
+    flipped = figure_numbers.strength_order_stats(best, np.array([[1.0, 2.0, 3.0]]), epochs, group=1)
     assert flipped["spearman"] == pytest.approx(-1.0)
 
 
@@ -257,15 +284,15 @@ def test_focus_shifts_detects_a_move_to_a_weaker_teacher():
     corr[:, 0, 0] = [0.1, 0.7, 0.9, 0.9, 0.3, 0.1]
     corr[:, 1, 0] = [0.0, 0.1, 0.2, 0.5, 0.8, 0.95]
     corr[:, 0, 1] = [0.2, 0.8, 0.95, 0.99, 0.99, 0.99]
-    shifts = figure_data.focus_shifts(corr, epochs)
+    shifts = figure_numbers.focus_shifts(corr, epochs)
     assert [(s["student"], s["from_teacher"], s["to_teacher"]) for s in shifts] == [(0, 0, 1)]
     assert shifts[0]["epoch_left"] == 4.0
-    counts = figure_data.summarize_focus_shifts([shifts], np.array([[2.0, 1.0]]))
+    counts = figure_numbers.summarize_focus_shifts([shifts], np.array([[2.0, 1.0]]))
     assert counts == {"total": 1, "to_weaker": 1, "to_stronger": 0}
 
 
 def test_l_shape_stats():
-    stats = figure_data.l_shape_stats(np.array([0.99, 0.98, 0.3, 0.2]), np.array([1.0, 2.0, 0.1, 0.0]))
+    stats = figure_numbers.l_shape_stats(np.array([0.99, 0.98, 0.3, 0.2]), np.array([1.0, 2.0, 0.1, 0.0]))
     assert stats["specialized"] == 2 and stats["unspecialized"] == 2
     assert stats["fan_out_ratio"] == pytest.approx(0.05 / 1.5)
 

@@ -20,12 +20,12 @@ import pytest
 
 from specjax import figures
 from specjax.errors import ConfigError
+from specjax.figures.plots_conv import plot_figure13
 from specjax.realdata import convnets, students
-from specjax.realdata import experiment as realdata
-from specjax.realdata import images as image_data
-from specjax.realdata.plot import plot_figure13
+from specjax.realdata import experiment as conv_experiment
+from specjax.realdata import images as image_lib
 
-TEST_CONFIG = realdata.CONV_EXPERIMENT_SCALES["test"]
+TEST_CONFIG = conv_experiment.CONV_EXPERIMENT_SCALES["test"]
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +135,7 @@ def test_plot_figure13_writes_png_and_pdf(experiment, tmp_path):
 
 
 def test_a_seed_does_not_depend_on_the_other_seeds():
-    dataset = image_data.load_digits(jax.random.key(1))
+    dataset = image_lib.load_digits(jax.random.key(1))
     dataset = dataset._replace(train_images=dataset.train_images[:128], train_labels=dataset.train_labels[:128])
     teacher = convnets.ConvNet((4,))
     teacher_variables = convnets.init_variables(teacher, jax.random.key(2), jnp.zeros((1, 8, 8, 1), jnp.float32))
@@ -150,18 +150,18 @@ def test_a_seed_does_not_depend_on_the_other_seeds():
 
 def test_config_errors_name_the_field():
     with pytest.raises(ConfigError, match="config.dataset"):
-        realdata.check_conv_config(dataclasses.replace(TEST_CONFIG, dataset="mnist"))
+        conv_experiment.check_conv_config(dataclasses.replace(TEST_CONFIG, dataset="mnist"))
     with pytest.raises(ConfigError, match="config.data_directory"):
-        realdata.check_conv_config(dataclasses.replace(TEST_CONFIG, dataset="cifar10"))
+        conv_experiment.check_conv_config(dataclasses.replace(TEST_CONFIG, dataset="cifar10"))
     with pytest.raises(ConfigError, match="config.over_realizations"):
-        realdata.check_conv_config(dataclasses.replace(TEST_CONFIG, over_realizations=(0, 2)))
+        conv_experiment.check_conv_config(dataclasses.replace(TEST_CONFIG, over_realizations=(0, 2)))
     with pytest.raises(ConfigError, match="config.student_optimizer"):
-        realdata.check_conv_config(dataclasses.replace(TEST_CONFIG, student_optimizer="lbfgs"))
+        conv_experiment.check_conv_config(dataclasses.replace(TEST_CONFIG, student_optimizer="lbfgs"))
 
 
 def test_students_loss_is_the_papers_half_sse():
     """The students' loss is core.networks.residual_loss('half_sse'): 0.5 * mean over samples of ||residual||^2."""
-    dataset = image_data.load_digits(jax.random.key(1))
+    dataset = image_lib.load_digits(jax.random.key(1))
     dataset = dataset._replace(train_images=dataset.train_images[:64], train_labels=dataset.train_labels[:64])
     teacher_variables = convnets.init_variables(
         convnets.ConvNet((4,)), jax.random.key(2), jnp.zeros((1, 8, 8, 1), jnp.float32)
@@ -259,8 +259,8 @@ def test_kept_channel_counts_rules():
 
 
 def test_load_digits_split_is_deterministic_and_standardised():
-    first, again = image_data.load_digits(jax.random.key(7)), image_data.load_digits(jax.random.key(7))
-    other = image_data.load_digits(jax.random.key(8))
+    first, again = image_lib.load_digits(jax.random.key(7)), image_lib.load_digits(jax.random.key(7))
+    other = image_lib.load_digits(jax.random.key(8))
     assert first.train_images.shape == (1438, 8, 8, 1) and first.eval_images.shape == (359, 8, 8, 1)
     assert first.train_images.dtype == np.float32 and first.train_labels.dtype == np.int32
     np.testing.assert_array_equal(first.eval_images, again.eval_images)
@@ -272,15 +272,15 @@ def test_load_digits_split_is_deterministic_and_standardised():
 def test_augmentation():
     images = jax.random.normal(jax.random.key(0), (3, 6, 6, 2), jnp.float32)
     uniforms = jnp.array([[0.0, 0.0, 0.9], [0.99, 0.5, 0.1], [0.5, 0.5, 0.9]], jnp.float32)
-    np.testing.assert_array_equal(image_data.apply_augmentation(images, uniforms, None), images)
-    flipped = image_data.apply_augmentation(images, uniforms, None, image_data.Augmentation(flip=True))
+    np.testing.assert_array_equal(image_lib.apply_augmentation(images, uniforms, None), images)
+    flipped = image_lib.apply_augmentation(images, uniforms, None, image_lib.Augmentation(flip=True))
     np.testing.assert_array_equal(flipped[1], images[1, :, ::-1, :])  # column 2 below 1/2 mirrors
     np.testing.assert_array_equal(flipped[0], images[0])
-    cropped = image_data.apply_augmentation(images, uniforms, None, image_data.Augmentation(pad=1))
+    cropped = image_lib.apply_augmentation(images, uniforms, None, image_lib.Augmentation(pad=1))
     np.testing.assert_array_equal(cropped[2], images[2])  # offset (1, 1) is the identity crop
     np.testing.assert_array_equal(cropped[0, 1:, 1:], images[0, :-1, :-1])  # offset (0, 0) shifts by one
     np.testing.assert_array_equal(cropped[0, 0], 0.0)
-    noisy = image_data.augment_images(jax.random.key(1), images, image_data.Augmentation(noise_std=0.5))
+    noisy = image_lib.augment_images(jax.random.key(1), images, image_lib.Augmentation(noise_std=0.5))
     assert noisy.dtype == jnp.float32 and 0.3 < float(jnp.std(noisy - images)) < 0.7
 
 
@@ -296,7 +296,7 @@ def _write_batch(path, data, labels, protocol=2):
 
 def _write_cifar_directory(directory, rows_per_batch=4):
     rng = np.random.default_rng(0)
-    for index, name in enumerate((*image_data.CIFAR10_TRAIN_BATCHES, image_data.CIFAR10_TEST_BATCH)):
+    for index, name in enumerate((*image_lib.CIFAR10_TRAIN_BATCHES, image_lib.CIFAR10_TEST_BATCH)):
         data = rng.integers(0, 256, (rows_per_batch, 3072), dtype=np.uint8)
         labels = [(index + i) % 10 for i in range(rows_per_batch)]
         if index % 2:  # as the original files: protocol 2, Python ints
@@ -311,7 +311,7 @@ def test_read_cifar10_batch_round_trips_the_layout(tmp_path):
     data[1, 0 * 1024 + 3 * 32 + 5] = 255  # red, row 3, column 5
     data[1, 2 * 1024 + 31 * 32 + 0] = 51  # blue, row 31, column 0
     _write_batch(tmp_path / "data_batch_1", data, [3, 9])
-    images, labels = image_data.read_cifar10_batch(tmp_path / "data_batch_1")
+    images, labels = image_lib.read_cifar10_batch(tmp_path / "data_batch_1")
     assert images.shape == (2, 32, 32, 3) and images.dtype == np.float32
     np.testing.assert_array_equal(labels, [3, 9])
     assert labels.dtype == np.int32
@@ -321,31 +321,31 @@ def test_read_cifar10_batch_round_trips_the_layout(tmp_path):
 
 def test_load_cifar10_reads_all_batches_and_standardises(tmp_path):
     directory = _write_cifar_directory(tmp_path)
-    dataset = image_data.load_cifar10(directory)
+    dataset = image_lib.load_cifar10(directory)
     assert dataset.train_images.shape == (20, 32, 32, 3) and dataset.eval_images.shape == (4, 32, 32, 3)
     assert dataset.train_labels.shape == (20,) and dataset.eval_labels.dtype == np.int32
     np.testing.assert_array_equal(dataset.eval_labels, [5, 6, 7, 8])
     np.testing.assert_allclose(dataset.train_images.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
     np.testing.assert_allclose(dataset.train_images.std(axis=(0, 1, 2)), 1.0, atol=1e-4)
-    one = image_data.load_cifar10(directory, train_batch_names=("data_batch_1",))
+    one = image_lib.load_cifar10(directory, train_batch_names=("data_batch_1",))
     assert one.train_images.shape == (4, 32, 32, 3)
 
 
 def test_load_cifar10_missing_directory_and_file(tmp_path):
     missing = tmp_path / "no-such-dir"
     with pytest.raises(FileNotFoundError, match="no-such-dir"):
-        image_data.load_cifar10(missing)
+        image_lib.load_cifar10(missing)
     directory = _write_cifar_directory(tmp_path)
     (directory / "data_batch_3").unlink()
     with pytest.raises(FileNotFoundError, match="data_batch_3"):
-        image_data.load_cifar10(directory)
+        image_lib.load_cifar10(directory)
 
 
 @pytest.mark.slow
 def test_cifar10_experiment_runs_end_to_end(tmp_path):
     directory = _write_cifar_directory(tmp_path, rows_per_batch=32)
     config = dataclasses.replace(
-        realdata.CONV_EXPERIMENT_SCALES["cifar10"],
+        conv_experiment.CONV_EXPERIMENT_SCALES["cifar10"],
         data_directory=str(directory),
         teacher_channels=(8, 8, 8, 8),
         teacher_epochs=1,
@@ -356,7 +356,7 @@ def test_cifar10_experiment_runs_end_to_end(tmp_path):
         correlation_samples=8,
         prune_min_relative_strength=0.0,
     )
-    results = realdata.run_conv_experiment(config, jax.random.key(0))
+    results = conv_experiment.run_conv_experiment(config, jax.random.key(0))
     assert results["mean_best_correlation"].shape == (2, 2, 2, 4)
     assert results["best_correlation_l4"].shape == (2, 2, 2, 8)
     assert np.all(np.isfinite(results["eval_loss"]))
@@ -386,6 +386,6 @@ def test_read_cifar10_batch_rejects_malformed_files(tmp_path, capsys, content, m
     path = tmp_path / "data_batch_1"
     path.write_bytes(content)
     with pytest.raises(ValueError, match=message) as error:
-        image_data.read_cifar10_batch(path)
+        image_lib.read_cifar10_batch(path)
     assert str(path) in str(error.value)
     assert "unpickling ran code" not in capsys.readouterr().out

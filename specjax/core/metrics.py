@@ -14,8 +14,16 @@ Array = jax.Array
 
 #: Correlation thresholds at which the reference code counts matches (docs/theory.md §3).
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-#: The paper's "matched" criterion (Fig. 9 success rate): best correlation above 0.95.
+#: The paper's "matched" criterion (Fig. 9 success rate): best correlation above 0.95 (docs/theory.md §3). Used by the
+#: summary, the progress lines and metrics log, the named views, Fig. 12, the theorem reports and the group analysis.
 MATCH_THRESHOLD = 0.95
+#: The deep reference code's "matched" (``cnt_thres``, Fig. 8's per-layer matched fractions): best correlation above.
+DEEP_MATCH_THRESHOLD = 0.9
+#: The L-shape's counts (Figs. 7 and 8 numbers, the group analysis): a student is *specialized* when its best
+#: correlation is above :data:`SPECIALIZED_ABOVE`, *unspecialized* below :data:`UNSPECIALIZED_BELOW` (neither in
+#: between). The paper draws the L-shape without thresholds; these are the ones docs/results.md's numbers use.
+SPECIALIZED_ABOVE = 0.9
+UNSPECIALIZED_BELOW = 0.8
 
 
 def correlation(teacher_acts: Array, student_acts: Array, eps: float = 1e-10) -> Array:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import time
 
 from specjax.errors import FigureError
+from specjax.figures import table
 from specjax.figures.cache import CONFIG_DIR, SCALES
-from specjax.figures.make import CONFIG_NAMES, FIGURES, make_figure
+from specjax.figures.make import make_figure
 
 PROG = "specjax.figures"
 
@@ -41,11 +42,11 @@ def with_config_flag(argv: list[str]) -> list[str]:
     if any(a == "--config" or a.startswith("--config=") for a in argv[1:]):
         raise FigureError("--config: chosen by --figure and --scale; give only --config.<field>=value overrides")
     figure, scale = _flag_value(argv, "figure"), _flag_value(argv, "scale") or "small"
-    if figure not in FIGURES or scale not in SCALES:
+    if figure not in table.names() or scale not in SCALES:
         return argv  # absl reports the bad --figure or --scale
     if figure == "13" and _flag_value(argv, "data_directory"):
         scale = "cifar10"
-    return [argv[0], f"--config={CONFIG_DIR / CONFIG_NAMES[figure]}.py:{scale}", *argv[1:]]
+    return [argv[0], f"--config={CONFIG_DIR / table.figure(figure).config}.py:{scale}", *argv[1:]]
 
 
 def main(argv: list[str]) -> None:
@@ -80,7 +81,7 @@ def run_cli() -> None:
     from specjax import cli
 
     cli.configure_cpu_devices()
-    flags.DEFINE_enum("figure", None, list(FIGURES), "Which figure to make.")
+    flags.DEFINE_enum("figure", None, list(table.names()), "Which figure to make.")
     flags.DEFINE_string("workdir", None, "Output folder: figures here, results in <config>-<scale>[+variant]/ below.")
     flags.DEFINE_enum("scale", "small", list(SCALES), "test: seconds; small: minutes on 2 cores; paper: the paper's.")
     flags.DEFINE_string("data_directory", None, "Figure 13 only: CIFAR-10 python batches; runs the CIFAR setting.")

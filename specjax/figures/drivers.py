@@ -1,38 +1,30 @@
-"""One driver per paper figure: cached results in, a drawn figure, its numbers and its reduced arrays out.
+"""Each paper figure's numbers and plot: the two functions a row of :data:`specjax.figures.table.FIGURES` names.
 
-Every driver has the signature ``(cfg, prefix, directory, progress) -> DriverOutput``: it gets its results from
-:mod:`specjax.figures.cache` (``directory``), reduces them with :mod:`specjax.figures.numbers`, draws
-``prefix.png``/``.pdf`` and returns a :class:`DriverOutput` whose ``data`` is the figure's own typed record
-(:class:`LShapeData`, :class:`SuccessData`, ...). :func:`specjax.figures.make.make_figure` names and checks the
-outputs and writes the numbers.
+For a figure, the row's driver (:mod:`specjax.figures.cache`: ``sweep_results``, ``population_results``,
+``conv_results``) computes or loads the results; then
+
+* ``<figure>_numbers(cfg, results) -> (numbers, data)`` reduces them with :mod:`specjax.figures.numbers` into the
+  numbers behind the figure (a JSON-able dict) and the figure's own typed record (:class:`LShapeData`,
+  :class:`SuccessData`, ...);
+* ``<figure>_plot(data, cfg, prefix) -> paths`` draws ``prefix.png``/``.pdf`` from that record.
+
+:func:`specjax.figures.make.make_figure` names and checks the outputs, runs the three and writes the numbers.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import ml_collections
 import numpy as np
 
+from specjax.core.metrics import DEEP_MATCH_THRESHOLD, MATCH_THRESHOLD
 from specjax.figures import numbers as figure_numbers
-from specjax.figures.cache import Cached, conv_results, population_results, sweep_results
-from specjax.sweep.progress import ProgressFn
 from specjax.sweep.schema import key
 
-#: Fig. 12's "matched" threshold (the paper's success criterion).
-MATCH_THRESHOLD = 0.95
 #: The population figure's "matched": best cosine between a student's and the teacher's weight vectors above this.
 POPULATION_MATCH_COS = 0.99
-
-
-class DriverOutput(NamedTuple):
-    """What a driver returns: the files drawn, the numbers behind them, the reduced arrays, the cached results."""
-
-    paths: list[Path]
-    numbers: dict
-    data: Any
-    cached: Cached
 
 
 class LShapeData(NamedTuple):
@@ -106,13 +98,10 @@ def _over(arrays: dict[str, np.ndarray]) -> str:
     return f"{int(arrays['over_realization'])}x"
 
 
-def figure7(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None) -> DriverOutput:
-    """Fig. 7, the L-shape: best teacher correlation vs fan-out norm of every student, per polarity and width."""
-    from specjax.figures import plots
-
-    cached = sweep_results(cfg, directory, progress)
-    arrays = cached.value.arrays
-    paths = plots.l_shape_figure(arrays, prefix)
+def fig7_numbers(cfg: ml_collections.ConfigDict, result) -> tuple[dict, LShapeData]:
+    """Fig. 7, the L-shape: L-shape statistics of every student's best teacher correlation vs its fan-out norm, per
+    polarity and width (final epoch)."""
+    arrays = result.arrays
     corr, fan_out = key("best_student_corr", 1), key("fan_out_norm", 1)
     stats = {
         _over(a): {
@@ -121,17 +110,21 @@ def figure7(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progr
         }
         for a in arrays
     }
-    return DriverOutput(paths, {"l_shape": stats}, LShapeData(arrays), cached)
+    return {"l_shape": stats}, LShapeData(arrays)
 
 
-def figure9(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None) -> DriverOutput:
+def fig7_plot(data: LShapeData, cfg: ml_collections.ConfigDict, prefix: Path) -> list[Path]:
+    from specjax.figures import plots
+
+    return plots.l_shape_figure(data.arrays, prefix)
+
+
+def fig9_numbers(cfg: ml_collections.ConfigDict, result) -> tuple[dict, SuccessData]:
     """Fig. 9: success rate per teacher node at the end and early (:func:`specjax.figures.plots.early_epoch`)."""
     from specjax.figures import plots
 
-    cached = sweep_results(cfg, directory, progress)
-    arrays, summary = cached.value.arrays, cached.value.summary
+    arrays, summary = result.arrays, result.summary
     early = plots.early_epoch(arrays[0]["eval_epochs"])
-    paths = plots.success_by_polarity_figure(summary, prefix)
     early_index = 0 if early is None else int(np.searchsorted(arrays[0]["eval_epochs"], early))
     table = {}
     for a in arrays:
@@ -146,20 +139,20 @@ def figure9(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progr
             for s, p in enumerate(a["teacher_polarity"])
         }
     numbers = {"early_epoch": early, "final_epoch": int(cfg.epochs), "seeds": cfg.seeds, "success_rate": table}
-    return DriverOutput(paths, numbers, SuccessData(arrays, summary, early), cached)
+    return numbers, SuccessData(arrays, summary, early)
 
 
-def figure10(
-    cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None
-) -> DriverOutput:
-    """Fig. 10: :math:`\\log_{10}` of ``eval_mse`` (mean over samples and outputs) over epochs."""
+def fig9_plot(data: SuccessData, cfg: ml_collections.ConfigDict, prefix: Path) -> list[Path]:
     from specjax.figures import plots
 
-    cached = sweep_results(cfg, directory, progress)
-    arrays = cached.value.arrays
+    return plots.success_by_polarity_figure(data.summary, prefix)
+
+
+def fig10_numbers(cfg: ml_collections.ConfigDict, result) -> tuple[dict, LossData]:
+    """Fig. 10: :math:`\\log_{10}` of ``eval_mse`` (mean over samples and outputs) over epochs."""
+    arrays = result.arrays
     stats = [figure_numbers.log_mse_stats(a) for a in arrays]
     means, stds = [s[0] for s in stats], [s[1] for s in stats]
-    paths = plots.loss_curves_figure(arrays, means, stds, prefix)
     table = {
         _over(a): {
             f"p={p:g}": {
@@ -172,21 +165,21 @@ def figure10(
         for a, mean, std in zip(arrays, means, stds, strict=True)
     }
     numbers = {"eval_mse": table, "convention": "eval_mse: mean over samples and outputs (reference's logged loss)"}
-    return DriverOutput(paths, numbers, LossData(arrays, means, stds), cached)
+    return numbers, LossData(arrays, means, stds)
 
 
-def figure11(
-    cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None
-) -> DriverOutput:
+def fig10_plot(data: LossData, cfg: ml_collections.ConfigDict, prefix: Path) -> list[Path]:
+    from specjax.figures import plots
+
+    return plots.loss_curves_figure(data.arrays, data.log_mse_mean, data.log_mse_std, prefix)
+
+
+def fig11_numbers(cfg: ml_collections.ConfigDict, result) -> tuple[dict, FocusData]:
     """Fig. 11, focus shifting: each student's correlation to each teacher node over iterations."""
-    from specjax.figures import plots_dynamics
-
-    cached = sweep_results(cfg, directory, progress)
-    a = cached.value.arrays[0]
+    a = result.arrays[0]
     corr, epochs = a[key("corr", 1)][0], a["corr_epochs"]  # (N, E, m, n)
     strength = figure_numbers.teacher_strength(a)[0]
     shifts = [figure_numbers.focus_shifts(corr[n], epochs) for n in range(corr.shape[0])]
-    paths = plots_dynamics.focus_shift_figure(corr, epochs, strength, shifts, cfg.steps_per_epoch, prefix)
     for seed_shifts in shifts:
         for s in seed_shifts:
             s["iteration_left"] = int(s["epoch_left"] * cfg.steps_per_epoch)
@@ -196,24 +189,24 @@ def figure11(
         "teacher_strength": [_rounded(s, 3) for s in strength],
         "final_best_teacher_corr": [_rounded(b, 3) for b in a[key("best_teacher_corr", 1)][0, :, -1]],
     }
-    return DriverOutput(paths, numbers, FocusData(corr, epochs, strength, shifts), cached)
+    return numbers, FocusData(corr, epochs, strength, shifts)
 
 
-def figure12(
-    cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None
-) -> DriverOutput:
-    """Fig. 12, strong teachers first: each teacher's best correlation over iterations against its strength."""
+def fig11_plot(data: FocusData, cfg: ml_collections.ConfigDict, prefix: Path) -> list[Path]:
     from specjax.figures import plots_dynamics
 
-    cached = sweep_results(cfg, directory, progress)
-    a = cached.value.arrays[0]
+    return plots_dynamics.focus_shift_figure(
+        data.corr, data.epochs, data.strength, data.shifts, cfg.steps_per_epoch, prefix
+    )
+
+
+def fig12_numbers(cfg: ml_collections.ConfigDict, result) -> tuple[dict, ProgressData]:
+    """Fig. 12, strong teachers first: each teacher's best correlation over iterations against its strength."""
+    a = result.arrays[0]
     best, epochs = a[key("best_teacher_corr", 1)], a["eval_epochs"]  # (S, N, E, m)
     strength = figure_numbers.teacher_strength(a)  # (S, N, m)
     first = figure_numbers.first_epoch_above(best, epochs, MATCH_THRESHOLD)
     polarities = [float(p) for p in a["teacher_polarity"]]
-    paths = plots_dynamics.teacher_progress_figure(
-        best, strength, epochs, first, polarities, cfg.steps_per_epoch, prefix, MATCH_THRESHOLD
-    )
     group = max(1, cfg.m // 4)
     numbers = {
         "threshold": MATCH_THRESHOLD,
@@ -224,19 +217,24 @@ def figure12(
             for s, p in enumerate(polarities)
         },
     }
-    return DriverOutput(paths, numbers, ProgressData(best, strength, epochs, first, polarities), cached)
+    return numbers, ProgressData(best, strength, epochs, first, polarities)
 
 
-def figure8(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None) -> DriverOutput:
-    """Fig. 8, the deep L-shape: per layer, best correlation vs :math:`\\sqrt{\\mathbb E_x\\beta_{kk}}` per epoch."""
+def fig12_plot(data: ProgressData, cfg: ml_collections.ConfigDict, prefix: Path) -> list[Path]:
     from specjax.figures import plots_dynamics
 
-    cached = sweep_results(cfg, directory, progress)
-    arrays = cached.value.arrays
+    return plots_dynamics.teacher_progress_figure(
+        data.best, data.strength, data.epochs, data.first_epoch, data.polarities, cfg.steps_per_epoch, prefix,
+        MATCH_THRESHOLD,
+    )  # fmt: skip
+
+
+def fig8_numbers(cfg: ml_collections.ConfigDict, result) -> tuple[dict, DeepLShapeData]:
+    """Fig. 8, the deep L-shape: per layer, best correlation vs :math:`\\sqrt{\\mathbb E_x\\beta_{kk}}` per epoch."""
+    arrays = result.arrays
     a = arrays[0]
     samples = min(1024, cfg.n_eval)
     points = figure_numbers.deep_l_shape(cfg, a, samples=samples)
-    paths = plots_dynamics.deep_l_shape_figure(points, prefix)
     layers = len(cfg.teacher_widths)
     epochs = [int(e) for e in points["epochs"]]
     success = figure_numbers.layer_success_by_snapshot(a)
@@ -245,7 +243,9 @@ def figure8(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progr
     numbers = {
         "snapshot_epochs": epochs,
         "beta_samples": samples,
-        "teacher_matched_0.9": {f"epoch {e}": _rounded(success[p], 3) for p, e in enumerate(epochs)},
+        f"teacher_matched_{DEEP_MATCH_THRESHOLD:g}": {
+            f"epoch {e}": _rounded(success[p], 3) for p, e in enumerate(epochs)
+        },
         "mean_best_teacher_corr": {
             f"epoch {e}": _rounded([a[key("best_teacher_corr", l)][0, :, at[e]].mean() for l in layer_numbers], 3)
             for e in epochs
@@ -255,7 +255,13 @@ def figure8(cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progr
             for l in layer_numbers
         },
     }
-    return DriverOutput(paths, numbers, DeepLShapeData(points, arrays, success), cached)
+    return numbers, DeepLShapeData(points, arrays, success)
+
+
+def fig8_plot(data: DeepLShapeData, cfg: ml_collections.ConfigDict, prefix: Path) -> list[Path]:
+    from specjax.figures import plots_dynamics
+
+    return plots_dynamics.deep_l_shape_figure(data.points, prefix)
 
 
 def _within_seed_rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -267,18 +273,9 @@ def _within_seed_rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return round(figure_numbers.rank_correlation(ranks(a), ranks(b)), 3)
 
 
-def figure_population(
-    cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn
-) -> DriverOutput:
+def population_numbers(cfg: ml_collections.ConfigDict, results: dict) -> tuple[dict, PopulationData]:
     """SGD on finite data next to the exact population gradient flow from the same initial student."""
-    from specjax.figures import plots_dynamics
-
-    cached = population_results(cfg, directory, progress)
-    results = cached.value
     sgd_cos, flow_cos = np.cos(results["sgd_angles"]).max(axis=-2), np.cos(results["flow_angles"]).max(axis=-2)
-    paths = plots_dynamics.population_figure(
-        results["time"], results["sgd_loss"], results["flow_loss"], sgd_cos, flow_cos, prefix
-    )
     same_best = results["sgd_angles"][:, -1].argmin(axis=-2) == results["flow_angles"][:, -1].argmin(axis=-2)
     sgd_match = figure_numbers.first_epoch_above(sgd_cos, results["time"], POPULATION_MATCH_COS)  # (N, m) times
     flow_match = figure_numbers.first_epoch_above(flow_cos, results["time"], POPULATION_MATCH_COS)
@@ -297,19 +294,20 @@ def figure_population(
         "match_time_flow": [_rounded(t, 2) for t in flow_match],
         "teacher_strength": [_rounded(s, 3) for s in results["teacher_strength"]],
     }
-    return DriverOutput(paths, numbers, PopulationData(results, sgd_cos, flow_cos), cached)
+    return numbers, PopulationData(results, sgd_cos, flow_cos)
 
 
-def figure13(
-    cfg: ml_collections.ConfigDict, prefix: Path, directory: Path, progress: ProgressFn | None
-) -> DriverOutput:
-    """Fig. 13 (real data) through :func:`specjax.realdata.experiment.run_conv_experiment`, plotted by
-    :func:`specjax.realdata.plot.plot_figure13`."""
-    from specjax.realdata import plot as plots_realdata
+def population_plot(data: PopulationData, cfg: ml_collections.ConfigDict, prefix: Path) -> list[Path]:
+    from specjax.figures import plots_dynamics
 
-    cached = conv_results(cfg, directory, progress)
-    results = cached.value
-    paths = [Path(p) for p in plots_realdata.plot_figure13(results, prefix)]
+    r = data.results
+    return plots_dynamics.population_figure(
+        r["time"], r["sgd_loss"], r["flow_loss"], data.sgd_best_cos, data.flow_best_cos, prefix
+    )
+
+
+def fig13_numbers(cfg: ml_collections.ConfigDict, results: dict) -> tuple[dict, ConvData]:
+    """Fig. 13 (real data), from :func:`specjax.realdata.experiment.run_conv_experiment`'s arrays."""
     last = results["mean_best_correlation"][:, :, -1]  # (R, S, L)
     overs = [f"{int(r)}x" for r in results["over_realization"]]
     numbers = {
@@ -323,4 +321,10 @@ def figure13(
         "teacher_eval_accuracy": float(results["teacher_eval_accuracy"]),
         "pruned_teacher_eval_accuracy": float(results["pruned_teacher_eval_accuracy"]),
     }
-    return DriverOutput(paths, numbers, ConvData(results), cached)
+    return numbers, ConvData(results)
+
+
+def fig13_plot(data: ConvData, cfg: ml_collections.ConfigDict, prefix: Path) -> list[Path]:
+    from specjax.figures import plots_conv
+
+    return [Path(p) for p in plots_conv.plot_figure13(data.results, prefix)]

@@ -1,10 +1,11 @@
-""":func:`make_figure`: names a figure's outputs, checks them, and runs its driver (:mod:`specjax.figures.drivers`).
+""":func:`make_figure`: names a figure's outputs, checks them, and runs its row of the figures' table (``table.py``).
 
-For each figure (7, 8, 9, 10, 11, 12, 13, population) a driver gets its results from :mod:`specjax.figures.cache`
-(the config ``specjax/figures/configs/<name>.py:<scale>``, its sweep run through :func:`specjax.sweep.run_sweep`,
-or the population / real-data experiment, unless finished results are already in ``DIR/<name>-<scale>/``; an
-interrupted sweep resumes), reduces the arrays with :mod:`specjax.figures.numbers`, and draws the figure with
-:mod:`specjax.figures.plots`, :mod:`specjax.figures.plots_dynamics` or :mod:`specjax.realdata.plot`:
+For each figure (7, 8, 9, 10, 11, 12, 13, population) the row's driver gets its results from
+:mod:`specjax.figures.cache` (the config ``specjax/figures/configs/<name>.py:<scale>``, its sweep run through
+:func:`specjax.sweep.run_sweep`, or the population / real-data experiment, unless finished results are already in
+``DIR/<name>-<scale>/``; an interrupted sweep resumes), its ``numbers`` function reduces them
+(:mod:`specjax.figures.drivers`, :mod:`specjax.figures.numbers`), and its ``plot`` function draws the figure with
+:mod:`specjax.figures.plots`, :mod:`specjax.figures.plots_dynamics` or :mod:`specjax.figures.plots_conv`:
 
 * ``DIR/fig<N>.png`` and ``.pdf``: the figure;
 * ``DIR/fig<N>.json``: the numbers behind it (the paper's claim in figures: success rates, L-shape statistics, ...);
@@ -28,24 +29,12 @@ import ml_collections
 
 from specjax import store
 from specjax.errors import FigureError, StoreError
-from specjax.figures import drivers
+from specjax.figures import table
 from specjax.figures.cache import SCALES, jsonable, load_config, plain_config
 from specjax.sweep.progress import ProgressFn
 
-__all__ = ["FIGURES", "SCALES", "FigureError", "FigureOutput", "load_config", "make_figure", "variant_suffix"]
+__all__ = ["SCALES", "FigureError", "FigureOutput", "load_config", "make_figure", "variant_suffix"]
 
-FIGURES = ("7", "8", "9", "10", "11", "12", "13", "population")
-#: The config file (in ``specjax/figures/configs/``) behind each figure.
-CONFIG_NAMES = {
-    "7": "fig7",
-    "8": "fig8",
-    "9": "fig9_10",
-    "10": "fig9_10",
-    "11": "fig11",
-    "12": "fig12",
-    "13": "fig13",
-    "population": "fig_population",
-}
 #: Config fields left out of a variant's name (they still belong to its identity in ``config.json``).
 UNNAMED_FIELDS = ("data_directory",)
 #: A variant name longer than this is replaced by a hash of the overridden fields.
@@ -143,7 +132,7 @@ def make_figure(
     """Makes one figure in ``workdir``, computing its results first if they are not there.
 
     Args:
-      figure: one of :data:`FIGURES`.
+      figure: a figure's name in :data:`specjax.figures.table.FIGURES`.
       workdir: output folder (created).
       scale: names the shipped config (``configs/<name>.py:<scale>``) and the results folder ``<name>-<scale>``.
       progress: called with progress lines; ``None`` for silence.
@@ -158,11 +147,10 @@ def make_figure(
       config.ConfigError, sweep.SweepError: as :func:`specjax.sweep.run_sweep`.
     """
     figure = str(figure)
-    if figure not in FIGURES:
-        raise FigureError(f"figure: unknown value {figure!r}; expected one of {FIGURES}")
-    if scale not in SCALES and not (figure == "13" and scale == "cifar10"):
+    row = table.figure(figure)
+    if scale not in row.scales:
         raise FigureError(f"scale: unknown value {scale!r}; expected one of {SCALES}")
-    name = CONFIG_NAMES[figure]
+    name = row.config
     shipped = load_config(name, scale)
     cfg = ml_collections.ConfigDict(config.to_dict()) if config is not None else load_config(name, scale)
     if seeds is not None:
@@ -172,42 +160,31 @@ def make_figure(
     variant = variant_suffix(shipped, cfg)
     workdir = Path(workdir)
     directory = workdir / f"{name}-{scale}{variant}"
-    prefix = "figpopulation" if figure == "population" else f"fig{figure}"
-    _check_output_paths(workdir, [f"{prefix}{variant}"], directory)
-    drawn = DRIVERS[figure](cfg, workdir / f"{prefix}{variant}", directory, progress)
+    prefix = f"{row.prefix}{variant}"
+    _check_output_paths(workdir, [prefix], directory)
+    cached = row.driver(cfg, directory, progress)
+    figure_numbers, data = row.numbers(cfg, cached.value)
+    paths = row.plot(data, cfg, workdir / prefix)
     numbers = {
         "figure": figure,
         "scale": scale,
         "variant": variant,
         "seeds": int(cfg.seeds) if "seeds" in cfg else None,
         "results": directory.name,
-        "compute_seconds": drawn.cached.compute_seconds,
-        **drawn.numbers,
+        "compute_seconds": cached.compute_seconds,
+        **figure_numbers,
     }
-    numbers_path = workdir / f"{prefix}{variant}.json"
+    numbers_path = workdir / f"{prefix}.json"
     store.save_json(numbers_path, jsonable(numbers))
-    cached = drawn.cached
     return FigureOutput(
         figure,
         scale,
         variant,
-        list(drawn.paths),
+        list(paths),
         numbers_path,
         numbers,
-        drawn.data,
+        data,
         cached.directory,
         cached.compute_seconds,
         cached.computed_now,
     )
-
-
-DRIVERS = {
-    "7": drivers.figure7,
-    "8": drivers.figure8,
-    "9": drivers.figure9,
-    "10": drivers.figure10,
-    "11": drivers.figure11,
-    "12": drivers.figure12,
-    "13": drivers.figure13,
-    "population": drivers.figure_population,
-}

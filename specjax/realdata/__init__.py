@@ -1,10 +1,10 @@
-"""Fig. 13's real-data experiment: image data, conv teacher and students (Flax), the experiment, its plot.
+"""Fig. 13's real-data experiment: image data, conv teacher and students (Flax), the experiment.
 
 Modules: :mod:`~specjax.realdata.images` (digits, CIFAR-10, augmentation), :mod:`~specjax.realdata.convnets` (the
 conv net, channel strength, pruning), :mod:`~specjax.realdata.teacher` (epoch scan, teacher training),
 :mod:`~specjax.realdata.students` (vmapped student training and evaluation), :mod:`~specjax.realdata.experiment`
-(settings and :func:`run_conv_experiment`), :mod:`~specjax.realdata.plot` (the figure). Conv layers are numbered
-from 1 in every result name (``best_correlation_l1`` is the layer that reads the image).
+(settings and :func:`run_conv_experiment`); the figure is drawn by :mod:`specjax.figures.plots_conv`. Conv layers
+are numbered from 1 in every result name (``best_correlation_l1`` is the layer that reads the image).
 """
 
 from specjax.realdata.experiment import (

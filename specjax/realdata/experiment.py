@@ -15,7 +15,7 @@ digits that scikit-learn ships (no download), or on CIFAR-10 read from a directo
    per layer, trained on the pruned teacher's logits with the paper's loss (Eqn 1), evaluated after every epoch.
 
 Conv layers are numbered from 1 (input to output) in every result name, as in the sweep's results. Keys are threaded
-explicitly and nothing uses global random state; every array is float32. Plots are in :mod:`specjax.realdata.plot`.
+explicitly and nothing uses global random state; every array is float32. Plots are in :mod:`specjax.figures.plots_conv`.
 """
 
 from __future__ import annotations

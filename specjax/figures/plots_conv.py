@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from specjax.figures.plots import save  # noqa: E402
+from specjax.figures.plots import save  # noqa: E402  (a sibling module: figures draw the real-data results)
 
 
 def _band(axis, epochs: np.ndarray, per_seed: np.ndarray, color, label: str) -> None:
