@@ -125,29 +125,66 @@ def maybe_initialize_distributed(
     Arguments default to the environment variables ``SPECJAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0),
     ``SPECJAX_NUM_PROCESSES`` and ``SPECJAX_PROCESS_ID``; the command-line programs pass ``--coordinator_address``,
     ``--num_processes``, ``--process_id``, ``--distributed=auto`` (SLURM, Open MPI or a TPU slice detected by JAX)
-    and ``--distributed_timeout_s``. Bounded timeouts, and a dead process stops the others cleanly
-    (:func:`specjax.sweep.distribute.initialize`). Must run before anything touches a JAX backend.
+    and ``--distributed_timeout_s``. Every value is checked before anything starts. Bounded timeouts, and a dead
+    process stops the others cleanly (:func:`specjax.sweep.distribute.initialize`). Must run before anything
+    touches a JAX backend.
 
     Returns:
       whether ``jax.distributed`` was initialised.
+
+    Raises:
+      DistributedFlagError: a count, index, address or timeout that cannot work (names the flag or variable).
     """
     env = os.environ
     address = coordinator_address or env.get("SPECJAX_COORDINATOR_ADDRESS")
+    count = _cluster_int(num_processes, "--num_processes", "SPECJAX_NUM_PROCESSES", minimum=1)
+    index = _cluster_int(process_id, "--process_id", "SPECJAX_PROCESS_ID", minimum=0)
+    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or timeout_s < 1):
+        raise DistributedFlagError(f"--distributed_timeout_s: must be an integer >= 1 (seconds), got {timeout_s!r}")
     if not address and not auto:
+        given = [f"--{n}" for n, v in (("num_processes", num_processes), ("process_id", process_id)) if v is not None]
+        if given:
+            raise DistributedFlagError(
+                f"{given[0]}: a multi-process sweep needs --coordinator_address=HOST:PORT (process 0's) or "
+                "--distributed=auto"
+            )
         return False
-    count = num_processes if num_processes is not None else env.get("SPECJAX_NUM_PROCESSES")
-    index = process_id if process_id is not None else env.get("SPECJAX_PROCESS_ID")
-    if address and (count is None or index is None):
-        raise SpecjaxError("distributed: a coordinator address needs --num_processes and --process_id too")
+    if address:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise DistributedFlagError(
+                f"--coordinator_address: expected HOST:PORT of process 0 (a port in 1..65535), got {address!r}"
+            )
+        if count is None or index is None:
+            raise DistributedFlagError("--coordinator_address: needs --num_processes and --process_id too")
+    if count is not None and index is not None and index >= count:
+        raise DistributedFlagError(
+            f"--process_id: must be in [0, {count}) for --num_processes={count} (0 is the coordinator), got {index}"
+        )
     from specjax.sweep import distribute
 
     return distribute.initialize(
-        address,
-        None if count is None else int(count),
-        None if index is None else int(index),
-        auto=auto,
-        timeout_s=timeout_s or distribute.HEARTBEAT_TIMEOUT_S,
+        address, count, index, auto=auto, timeout_s=timeout_s or distribute.HEARTBEAT_TIMEOUT_S
     )
+
+
+class DistributedFlagError(SpecjaxError):
+    """A multi-process flag or ``SPECJAX_*`` variable that cannot work, found before anything starts."""
+
+
+def _cluster_int(value: int | None, flag: str, variable: str, minimum: int) -> int | None:
+    """The flag's value, else the environment variable's, checked to be an integer >= ``minimum``; ``None`` if
+    neither is set."""
+    name, raw = (flag, value) if value is not None else (variable, os.environ.get(variable))
+    if raw is None:
+        return None
+    try:
+        number = int(str(raw).strip())
+    except ValueError:
+        raise DistributedFlagError(f"{name}: must be an integer >= {minimum}, got {raw!r}") from None
+    if number < minimum:
+        raise DistributedFlagError(f"{name}: must be an integer >= {minimum}, got {number}")
+    return number
 
 
 def define_distributed_flags() -> None:
@@ -210,9 +247,13 @@ def define_cache_flag() -> None:
     )
 
 
-def fail(prog: str, message: str) -> None:
-    """Prints ``prog: error: message`` (on one line) to stderr and exits with status 2."""
-    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+def fail(prog: str, message: str, at_once: bool = False) -> None:
+    """Prints ``prog: error: message`` (on one line) to stderr and exits with status 2; ``at_once``: without
+    running exit handlers (a half-started distributed runtime cannot be shut down)."""
+    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    if at_once:
+        sys.stdout.flush()
+        os._exit(EXIT_USAGE)
     sys.exit(EXIT_USAGE)
 
 
@@ -338,7 +379,7 @@ def run(main: Callable[[list[str]], None], prog: str, compilation_cache: str | N
             configure_compilation_cache(f.compilation_cache if f["compilation_cache"].present else compilation_cache)
             main(argv)
         except SpecjaxError as e:
-            fail(prog, str(e))
+            fail(prog, str(e), at_once=getattr(e, "exit_at_once", False))
         except KeyboardInterrupt as e:
             status = getattr(e, "exit_status", 130)
             name = "interrupted" if status == 130 else f"stopped by signal {status - 128}"

@@ -24,14 +24,17 @@ OVERRIDES = {"d": 10, "seeds": 5, "over_realization": (2,), "epochs": 2, "steps_
 def _launch(wd: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
     args = [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
     cmd = [sys.executable, "-m", "specjax.launch", f"--config={TINY}", f"--workdir={wd}", *args, *extra]
-    env = (env or os.environ) | {"XLA_FLAGS": ""}
+    env = {k: v for k, v in (env or os.environ).items() if k != "JAX_COMPILATION_CACHE_DIR"} | {"XLA_FLAGS": ""}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_local_array_job_matches_one_process_and_reports_failed_shards(tmp_path):
+    """Also: every job uses the launcher's --compilation_cache (jobs ignored it and compiled everything afresh), and
+    --wait prints the shards' states as they change."""
     pytest.importorskip("submitit")
     wd = tmp_path / "w"
-    flags = ("--num_shards=2", "--executor=local", "--cpus_per_shard=2", "--wait")
+    cache = tmp_path / "cache"
+    flags = ("--num_shards=2", "--executor=local", "--cpus_per_shard=2", "--wait", f"--compilation_cache={cache}")
     prepare_workdir(tiny_config(**OVERRIDES), wd, overwrite=False)
     with WorkdirLock(shards.lock_path(wd, (1, 2))):  # shard 1 "running elsewhere": its job fails
         out = _launch(wd, *flags)
@@ -45,6 +48,9 @@ def test_local_array_job_matches_one_process_and_reports_failed_shards(tmp_path)
     out = _launch(wd, *flags)  # resume: shard 0 does nothing, shard 1 trains and merges
     assert out.returncode == 0, out.stderr
     assert "all 2 shard(s) finished" in out.stdout
+    assert any(p.is_file() for p in cache.rglob("*")), "the jobs compiled without the launcher's cache"
+    states = [line for line in out.stdout.splitlines() if "] shards: " in line]
+    assert states and states[-1].endswith("shards: 2 done, 0 running, 0 queued, 0 failed of 2"), out.stdout
     logs = "".join(p.read_text() for p in (wd / ".launch").glob("*_log.out"))
     assert "[shard 0/2] already finished" in logs and "merging" in logs
     assert (wd / "success_rate.png").exists()

@@ -6,7 +6,9 @@
 The workdir (on a filesystem every node sees) is checked and prepared before anything is submitted; shard ``i`` runs
 ``specjax.sweep.shards.run_shard`` and the last shard to finish writes ``results/``, ``summary.json`` and the
 figure. Re-submitting the same command resumes: finished shards do nothing, killed ones continue from their
-checkpoints. Logs: ``<workdir>/.launch/``.
+checkpoints. Logs: ``<workdir>/.launch/``. Every job uses the launcher's persistent compilation cache
+(``--compilation_cache``), so shards of the same shapes compile once; ``--wait`` prints the shards' states as they
+change (and every minute).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def main(argv: list[str]) -> None:
     """absl main: validate, prepare the workdir, submit, and (``--wait``) report each shard."""
     from absl import flags
 
-    from specjax import enable_float64
+    from specjax import cli, enable_float64
     from specjax.launch import job
     from specjax.sweep import shards
     from specjax.sweep.workdir import check_workdir_path, prepare_workdir
@@ -32,8 +34,14 @@ def main(argv: list[str]) -> None:
         raise config_lib.ConfigError(f"unexpected argument(s) {argv[1:]}")
     f = flags.FLAGS
     cfg = config_lib.validate(f.config)
-    if f.num_shards < 1:
-        raise config_lib.ConfigError(f"num_shards: must be >= 1, got {f.num_shards}")
+    job.check_launch(  # before anything is created: the workdir is made only for jobs that can run
+        f.executor,
+        num_shards=f.num_shards,
+        timeout_min=f.timeout_min,
+        gpus_per_shard=f.gpus_per_shard,
+        cpus_per_shard=f.cpus_per_shard,
+        max_parallel=f.max_parallel,
+    )
     enable_float64()
     wd = check_workdir_path(f.workdir).resolve()
     executor = job.make_executor(  # submitit missing: one line before anything is written
@@ -49,13 +57,15 @@ def main(argv: list[str]) -> None:
     with shards.workdir_lock_waiting(wd):
         prepare_workdir(cfg, wd, f.overwrite)
     plain = config_lib.to_plain(cfg)
-    jobs = job.submit_shards(executor, plain, wd, f.num_shards, f.cpus_per_shard)
+    # The launcher's cache folder (--compilation_cache, else $JAX_COMPILATION_CACHE_DIR or the default), for every job.
+    cache = cli.configure_compilation_cache(f.compilation_cache if f["compilation_cache"].present else None)
+    jobs = job.submit_shards(executor, plain, wd, f.num_shards, f.cpus_per_shard, cache)
     ids = ", ".join(str(j.job_id) for j in jobs)
     print(f"submitted {f.num_shards} shard(s) of {wd} ({f.executor}): job(s) {ids}; logs in {wd / LOGS}", flush=True)
     if not f.wait:
         print("re-run this command to resume; specjax.load_results(workdir) names the shards still missing")
         return
-    outcomes = job.wait_for(jobs)
+    outcomes = job.wait_for(jobs, progress=lambda line: print(line, flush=True))
     failed = [o for o in outcomes if o.state == "failed"]
     for o in failed:
         print(f"shard {o.shard} (job {o.job_id}) failed: {o.error}; logs: {o.stdout} {o.stderr}", file=sys.stderr)

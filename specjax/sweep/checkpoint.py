@@ -13,14 +13,16 @@ moved or mixed, and silently retraining would hide that).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jax
+import ml_collections
 import numpy as np
 
 from specjax import store
 from specjax.errors import StoreError
-from specjax.sweep.plan import GroupPlan
+from specjax.sweep.plan import GroupPlan, assign_shards
 from specjax.sweep.record import History
 from specjax.sweep.schema import recorded_names
 
@@ -41,6 +43,26 @@ CHECKPOINT_KEYS = (
 def shard_dir(workdir: Path, shard: tuple[int, int]) -> Path:
     """``workdir/checkpoints/shard<i>of<N>``: checkpoints, results and completion mark of shard ``(i, N)``."""
     return workdir / "checkpoints" / f"shard{shard[0]}of{shard[1]}"
+
+
+def shard_folders(workdir: Path) -> list[tuple[int, int]]:
+    """``(index, count)`` of every shard folder ``checkpoints/shard<i>of<N>/``, sorted; any other entry (a stray
+    ``shard0of2.bak``, the shards' lock files) is ignored."""
+    folder = Path(workdir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.iterdir():
+        m = re.fullmatch(r"shard(\d+)of(\d+)", p.name)
+        if m and p.is_dir() and int(m.group(1)) < int(m.group(2)):
+            found.append((int(m.group(1)), int(m.group(2))))
+    return sorted(found, key=lambda s: (s[1], s[0]))
+
+
+def shard_result_paths(workdir: Path, cfg: ml_collections.ConfigDict, shard: tuple[int, int]) -> list[Path]:
+    """``checkpoints/shard<i>of<N>/group<g>.npz`` for every group shard ``shard = (i, N)`` trains a share of: the
+    files the merge needs from it (:func:`specjax.sweep.plan.assign_shards`)."""
+    return [shard_dir(workdir, shard) / f"group{g}.npz" for g, _ in assign_shards(cfg, shard[1])[shard[0]]]
 
 
 def grow_dir(workdir: Path) -> Path:

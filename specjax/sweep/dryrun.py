@@ -137,7 +137,7 @@ def forecast(
             if old_ident != ident:
                 to_train = grow.plan_growth(old_cfg, cfg, plans)[0]
                 growing = " the growth"
-        if shard is not None and shards.is_done(wd, shard, ident):
+        if shard is not None and shards.is_done(wd, shard, ident, cfg):
             merged = (wd / "summary.json").exists()
             emit(
                 f"{where}: nothing to do: shard {shard[0]} of {shard[1]} finished"

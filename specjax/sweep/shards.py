@@ -61,8 +61,9 @@ def lock_path(workdir: Path, shard: tuple[int, int]) -> Path:
     return workdir / "checkpoints" / f"shard{shard[0]}of{shard[1]}.lock"
 
 
-def is_done(workdir: Path, shard: tuple[int, int], ident: str) -> bool:
-    """Whether shard ``shard`` of this sweep finished.
+def is_done(workdir: Path, shard: tuple[int, int], ident: str, cfg: ml_collections.ConfigDict) -> bool:
+    """Whether shard ``shard`` of this sweep finished and its results files are all there (a finished shard whose
+    files were deleted is unfinished again: re-running it retrains what is missing).
 
     Raises:
       StoreError: its ``done.json`` is unreadable or belongs to another sweep.
@@ -73,7 +74,7 @@ def is_done(workdir: Path, shard: tuple[int, int], ident: str) -> bool:
     held = store.load_json(path).get("sweep_id")
     if held != ident:
         raise StoreError(f"{path}: marks a shard of another sweep (identity {held}, this sweep is {ident}); delete it")
-    return True
+    return all(p.exists() for p in checkpoint.shard_result_paths(workdir, cfg, shard))
 
 
 @contextlib.contextmanager
@@ -112,15 +113,13 @@ def check_shard_args(num_shards, shard_index) -> None:
 
 
 def check_shard_count(workdir: Path, count: int) -> None:
-    """Refuses a shard count other than the one a workdir's shards already use (reads only)."""
-    if not (workdir / "checkpoints").is_dir():
-        return
-    others = sorted({p.name.split("of")[1] for p in (workdir / "checkpoints").glob("shard*of*") if p.is_dir()})
-    others = [int(n) for n in others if int(n) != count]
+    """Refuses a shard count other than the one a workdir's shards already use (reads only: called before anything
+    is written)."""
+    others = sorted({n for _, n in checkpoint.shard_folders(workdir) if n != count})
     if others:
         raise SweepError(
-            f"{workdir}: holds shards of a {others[0]}-shard run of this sweep; use --num_shards={others[0]} "
-            "(the shard count is part of the checkpoints' identity), or --overwrite"
+            f"{workdir}: holds shards of a {others[0]}-shard run of this sweep; use --num_shards={others[0]} (the "
+            "shard count is part of the checkpoints' identity), or start afresh in another --workdir"
         )
 
 
@@ -172,7 +171,14 @@ def merge(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], workdir: Path,
     pieces: dict[int, list[dict]] = {p.index: [] for p in plans}
     for i in range(count):
         for p in shard_plans(cfg, plans, (i, count)):
-            pieces[p.index].append((p.trained.start, _load_piece(workdir, p, ident)))
+            try:
+                piece = _load_piece(workdir, p, ident)
+            except StoreError as e:
+                raise StoreError(
+                    f"{e}; shard {i} of {count} wrote it: delete that file and re-run the shard "
+                    f"(--num_shards={count} --shard_index={i}) to retrain it"
+                ) from None
+            pieces[p.index].append((p.trained.start, piece))
     all_arrays = []
     for plan in plans:
         parts = [a for _, a in sorted(pieces[plan.index], key=lambda t: t[0])]
@@ -191,18 +197,28 @@ def merge(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], workdir: Path,
     return SweepResult(cfg, all_arrays, summary, workdir)
 
 
+def _merged(workdir: Path, ident: str) -> SweepResult | None:
+    """The merged sweep if ``results/`` and ``summary.json`` hold this sweep and load, else ``None``."""
+    if not (workdir / "summary.json").exists():
+        return None
+    try:
+        result = load_results(workdir)
+    except StoreError:
+        return None
+    return result if sweep_id(result.config) == ident else None
+
+
 def merge_if_complete(
     cfg, plans: list[GroupPlan], workdir: Path, ident: str, count: int, say: ProgressFn
 ) -> SweepResult | None:
     """Merges when every shard is done and the merged results are not there yet; ``None`` while shards are missing."""
-    missing = [i for i in range(count) if not is_done(workdir, (i, count), ident)]
+    missing = [i for i in range(count) if not is_done(workdir, (i, count), ident, cfg)]
     if missing:
         say(f"waiting for shard(s) {', '.join(map(str, missing))} of {count}; the last to finish writes the results")
         return None
     results = [workdir / "results" / f"group{p.index}.npz" for p in plans]
-    if (workdir / "summary.json").exists() and all(r.exists() for r in results):
-        with contextlib.suppress(StoreError):
-            return load_results(workdir)
+    if all(r.exists() for r in results) and (merged := _merged(workdir, ident)) is not None:
+        return merged
     say(f"all {count} shards finished: merging into results/ and summary.json")
     return merge(cfg, plans, workdir, ident, count)
 
@@ -256,20 +272,32 @@ def run_shard(
     wd = check_workdir_path(workdir)
     with signals.deferred():
         with workdir_lock_waiting(wd):
-            check = lambda w: checkpoint.check_checkpoints(w, mine, ident)  # noqa: E731
+
+            def check(w: Path) -> None:  # resuming: refused before anything is written
+                check_shard_count(w, num_shards)
+                checkpoint.check_checkpoints(w, mine, ident)
+
             if prepare:
                 prepare_workdir(cfg, wd, False, check=check)
             else:
                 check_prepared(wd, ident)
                 check(wd)
-            check_shard_count(wd, num_shards)
             checkpoint.shard_dir(wd, shard).mkdir(parents=True, exist_ok=True)
             lock = WorkdirLock(lock_path(wd, shard), what=f"shard {shard_index} of {num_shards}")
             lock.__enter__()
         try:
-            if is_done(wd, shard, ident):
+            store.remove_stale_temporaries(checkpoint.shard_dir(wd, shard))  # a killed write's; only this shard's
+            done = is_done(wd, shard, ident, cfg)
+            merged = None if done else _merged(wd, ident)
+            if done:
                 say("already finished")
+            elif merged is not None:
+                say("the sweep is already merged (results/, summary.json): nothing to train")
+                return merged
             else:
+                if done_path(wd, shard).exists():
+                    gone = [p.name for p in checkpoint.shard_result_paths(wd, cfg, shard) if not p.exists()]
+                    say(f"finished before, but its results file(s) {', '.join(gone)} are missing: retraining them")
                 runs = sum(len(p.trained) for p in mine)
                 say(f"training {runs} run(s) in {len(mine)} group share(s) on {mesh.devices.size} device(s)")
                 train_groups(

@@ -13,6 +13,7 @@ from specjax import store
 from specjax.core import metrics
 from specjax.errors import ConfigError, StoreError
 from specjax.sweep import named
+from specjax.sweep.checkpoint import shard_dir, shard_folders, shard_result_paths
 from specjax.sweep.plan import GroupPlan, eval_epochs, plan_groups
 from specjax.sweep.schema import check_group_arrays, key
 
@@ -139,7 +140,7 @@ def load_results(workdir: str | Path) -> SweepResult:
     workdir = Path(workdir)
     cfg, ident = load_config(workdir)
     if not (workdir / "summary.json").exists():
-        missing = missing_shards(workdir)
+        missing = missing_shards(workdir, cfg)
         if missing:
             raise StoreError(f"{workdir}: the sharded sweep is unfinished: {missing}")
     summary = store.load_json(workdir / "summary.json")
@@ -160,15 +161,29 @@ def load_results(workdir: str | Path) -> SweepResult:
     return SweepResult(cfg, arrays, summary, workdir)
 
 
-def missing_shards(workdir: str | Path) -> str | None:
-    """Which shards of a sharded sweep have not finished, as a sentence; ``None`` if the workdir has no shards."""
-    folder = Path(workdir) / "checkpoints"
-    counts = sorted({int(p.name.split("of")[1]) for p in folder.glob("shard*of*") if p.is_dir()})
+def missing_shards(workdir: str | Path, cfg: ml_collections.ConfigDict | None = None) -> str | None:
+    """Which shards of a sharded sweep have not finished, as a sentence; ``None`` if the workdir has no shards.
+
+    With ``cfg``, a shard marked finished whose results files are gone (deleted, moved) is named with the command
+    that retrains it.
+    """
+    workdir = Path(workdir)
     parts = []
-    for n in counts:
-        missing = [i for i in range(n) if not (folder / f"shard{i}of{n}" / "done.json").exists()]
-        if missing:
-            parts.append(f"shard(s) {', '.join(map(str, missing))} of {n} have not finished")
-        else:
+    for n in sorted({count for _, count in shard_folders(workdir)}):
+        unfinished, lost = [], []
+        for i in range(n):
+            if not (shard_dir(workdir, (i, n)) / "done.json").exists():
+                unfinished.append(i)
+            elif cfg is not None:
+                gone = [p for p in shard_result_paths(workdir, cfg, (i, n)) if not p.exists()]
+                if gone:
+                    lost.append(
+                        f"shard {i} of {n} finished but its results file(s) {', '.join(map(str, gone))} are "
+                        f"missing: re-run that shard (--num_shards={n} --shard_index={i}) to retrain them"
+                    )
+        if unfinished:
+            parts.append(f"shard(s) {', '.join(map(str, unfinished))} of {n} have not finished")
+        parts += lost
+        if not unfinished and not lost:
             parts.append(f"all {n} shards finished but their results were not merged (re-run any shard)")
     return "; ".join(parts) or None

@@ -248,6 +248,7 @@ def prepare_workdir(
     )
     for sub in WORKDIR_DIRS:
         (workdir / sub).mkdir(exist_ok=True)
-    for folder in (workdir, *(workdir / sub for sub in WORKDIR_DIRS)):
+    # A killed write's temporaries; each shard's folder is cleaned by that shard under its own lock (shards.py).
+    for folder in (workdir, *(workdir / sub for sub in WORKDIR_DIRS), workdir / "checkpoints" / "grow"):
         store.remove_stale_temporaries(folder)
     return workdir
