@@ -192,3 +192,32 @@ def test_a_checkpoint_of_another_metric_set_is_refused_by_name(tmp_path, monkeyp
     monkeypatch.setattr(schema, "ARRAYS", (*schema.ARRAYS, row))
     with pytest.raises(StoreError, match=r"c\.npz: checkpoint records .* \(missing \['eval_max_error'\], extra \[\]\)"):
         checkpoint.check_identity(path, z, "sweep", layout)
+
+
+def test_one_threshold_per_meaning():
+    """docs/theory.md's thresholds: the group analysis and the figures count specialized students with the same
+    constants, and no module spells a threshold's number instead of its name (float literals in code, docstrings
+    aside: 0.95, the match threshold and the confidence, lives in specjax/core/metrics.py only)."""
+    import ast
+
+    import numpy as np
+
+    from specjax.core import metrics
+    from specjax.figures import numbers
+    from specjax.sweep import analysis
+
+    corr = np.array([0.99, 0.93, 0.85, 0.7, 0.5, 0.2])
+    fan_out = np.arange(1.0, 7.0)
+    pooled, per_run = numbers.l_shape_stats(corr, fan_out), analysis.l_shape_stats(corr, fan_out)
+    for k in ("specialized", "unspecialized", "median_fan_out_specialized", "median_fan_out_unspecialized"):
+        assert pooled[k] == per_run[k], k
+    assert pooled["specialized"] == np.sum(corr > metrics.SPECIALIZED_ABOVE) == 2
+    assert pooled["unspecialized"] == np.sum(corr < metrics.UNSPECIALIZED_BELOW) == 3
+    spelled = []
+    for path in (ROOT / "specjax").rglob("*.py"):
+        if path == ROOT / "specjax" / "core" / "metrics.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value == 0.95 and isinstance(node.value, float):
+                spelled.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert spelled == []

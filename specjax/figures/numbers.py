@@ -24,10 +24,6 @@ from specjax.engine.run import seed_key
 from specjax.sweep.schema import key
 from specjax.theory import lemma1
 
-#: A student counts as specialized in Fig. 7's numbers when its best teacher correlation exceeds this, and as
-#: unspecialized below :data:`UNSPECIALIZED_BELOW`.
-SPECIALIZED_ABOVE = 0.9
-UNSPECIALIZED_BELOW = 0.8
 #: A student "focuses" on a teacher (Fig. 11) when its correlation to that teacher is its largest and above this.
 FOCUS_THRESHOLD = 0.6
 
@@ -59,13 +55,14 @@ def l_shape_stats(best_student_corr: np.ndarray, fan_out: np.ndarray) -> dict[st
       fan_out: same shape, its fan-out size (:math:`\\|v_k\\|` or :math:`\\sqrt{\\mathbb E_x\\beta_{kk}}`).
 
     Returns:
-      ``students``, ``specialized`` / ``unspecialized`` counts (corr above :data:`SPECIALIZED_ABOVE` / below
-      :data:`UNSPECIALIZED_BELOW`), their median fan-outs (NaN if none) and ``fan_out_ratio`` = median unspecialized
-      / median specialized (small for an L-shape).
+      ``students``, ``specialized`` / ``unspecialized`` counts (corr above
+      :data:`specjax.core.metrics.SPECIALIZED_ABOVE` / below :data:`~specjax.core.metrics.UNSPECIALIZED_BELOW`),
+      their median fan-outs (NaN if none) and ``fan_out_ratio`` = median unspecialized / median specialized (small
+      for an L-shape).
     """
     corr = np.asarray(best_student_corr, float).ravel()
     size = np.asarray(fan_out, float).ravel()
-    spec, unspec = corr > SPECIALIZED_ABOVE, corr < UNSPECIALIZED_BELOW
+    spec, unspec = corr > metrics.SPECIALIZED_ABOVE, corr < metrics.UNSPECIALIZED_BELOW
 
     def median(mask):
         return float(np.median(size[mask])) if mask.any() else float("nan")
@@ -155,7 +152,9 @@ def deep_l_shape(
     return out
 
 
-def layer_success_by_snapshot(arrays: dict[str, np.ndarray], threshold: float = 0.9, setting: int = 0) -> np.ndarray:
+def layer_success_by_snapshot(
+    arrays: dict[str, np.ndarray], threshold: float = metrics.DEEP_MATCH_THRESHOLD, setting: int = 0
+) -> np.ndarray:
     """Fraction of teacher nodes matched (best correlation above ``threshold``, the deep code's ``cnt_thres``), per
     snapshot and hidden layer, mean over seeds: ``(P, layers)``."""
     at = np.searchsorted(arrays["eval_epochs"], arrays["snapshot_epochs"])
@@ -220,7 +219,11 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def strength_order_stats(
-    best_teacher_corr: np.ndarray, strength: np.ndarray, epochs: np.ndarray, threshold: float = 0.95, group: int = 5
+    best_teacher_corr: np.ndarray,
+    strength: np.ndarray,
+    epochs: np.ndarray,
+    threshold: float = metrics.MATCH_THRESHOLD,
+    group: int = 5,
 ) -> dict[str, float]:
     """How much earlier strong teachers are matched than weak ones (Fig. 12's claim).
 

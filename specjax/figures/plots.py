@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 from specjax import store  # noqa: E402
 from specjax.config import SWEPT_FIELDS  # noqa: E402
+from specjax.core import metrics  # noqa: E402
 from specjax.engine import HPARAM_LABELS as LABELS  # noqa: E402
 from specjax.errors import StoreError  # noqa: E402
 from specjax.sweep.schema import key  # noqa: E402
@@ -121,7 +122,7 @@ def success_rate_figure(summary: dict, path_prefix: str | Path) -> list[Path]:
     axes[0][-1].legend(fontsize=8, loc="lower left")
     note = f"solid: epoch {epochs[-1]}" + (f", dotted: epoch {epochs[early]}" if early is not None else "")
     if banded:
-        note += f"; bands: {summary.get('confidence', 0.95):.0%} Wilson interval"
+        note += f"; bands: {summary.get('confidence', metrics.CONFIDENCE):.0%} Wilson interval"
     fig.suptitle(f"Teacher nodes covered by a specialized student ({note})", fontsize=11, y=1.03)
     return save(fig, path_prefix)
 

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors as mcolors
 
+from specjax.core.metrics import MATCH_THRESHOLD
 from specjax.figures.plots import save
 
 
@@ -137,7 +138,7 @@ def teacher_progress_figure(
     polarities: Sequence[float],
     steps_per_epoch: int,
     path_prefix: str | Path,
-    threshold: float = 0.95,
+    threshold: float = MATCH_THRESHOLD,
 ) -> list[Path]:
     """The paper's Fig. 12: every teacher's best correlation over iterations, coloured by teacher strength.
 

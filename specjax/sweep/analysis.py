@@ -18,15 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from specjax import config as config_lib
+from specjax.core import metrics
 from specjax.engine import Spec, eval_inputs, seed_key
 from specjax.errors import ArgumentError
 from specjax.sweep.named import _show, check_epoch, integer_argument, number_argument
 from specjax.sweep.schema import key
 from specjax.theory import reports
-
-#: L-shape thresholds (Figs. 7/8): a student is specialized above, unspecialized below these best correlations.
-SPECIALIZED_ABOVE = 0.95
-UNSPECIALIZED_BELOW = 0.6
 
 
 class GroupAnalysis(NamedTuple):
@@ -59,7 +56,7 @@ def l_shape_stats(best_student_corr: np.ndarray, fan_out: np.ndarray) -> dict[st
       arrays of shape ``(...)``; medians are NaN where a run has no such student.
     """
     corr, size = np.asarray(best_student_corr, float), np.asarray(fan_out, float)
-    spec, unspec = corr > SPECIALIZED_ABOVE, corr < UNSPECIALIZED_BELOW
+    spec, unspec = corr > metrics.SPECIALIZED_ABOVE, corr < metrics.UNSPECIALIZED_BELOW
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: runs without such students
         med_spec = np.nanmedian(np.where(spec, size, np.nan), axis=-1)
@@ -93,7 +90,9 @@ class AnalyzeArgs(NamedTuple):
     threshold: float
 
 
-def check_analyze_args(result, over_realization, epoch=None, samples=None, threshold=0.95) -> AnalyzeArgs:
+def check_analyze_args(
+    result, over_realization, epoch=None, samples=None, threshold=metrics.MATCH_THRESHOLD
+) -> AnalyzeArgs:
     """Checks the arguments of an analysis of one group before anything is computed.
 
     Raises:
@@ -124,7 +123,11 @@ def check_analyze_args(result, over_realization, epoch=None, samples=None, thres
 
 
 def analyze_group(
-    result, over_realization: int, epoch: int | None = None, samples: int | None = None, threshold: float = 0.95
+    result,
+    over_realization: int,
+    epoch: int | None = None,
+    samples: int | None = None,
+    threshold: float = metrics.MATCH_THRESHOLD,
 ) -> GroupAnalysis:
     """Theorem reports and L-shape statistics of every run of one group at a snapshot epoch (default: the last).
 
@@ -224,7 +227,7 @@ def analysis_dataset(
     over_realization: int | None = None,
     epoch: int | None = None,
     samples: int | None = None,
-    threshold: float = 0.95,
+    threshold: float = metrics.MATCH_THRESHOLD,
 ):
     """:func:`analyze_group` of one group (or of every group, ``over_realization=None``) as an ``xarray.Dataset``.
 

@@ -209,7 +209,7 @@ def eval_summary(history: History, diverged: np.ndarray, real: np.ndarray) -> di
     Returns:
       ``runs``, ``eval_loss_q10``/``_median``/``_q90`` and ``eval_mse_median`` over the runs that have not diverged
       (``None`` if none), ``success_rate`` (mean over those runs and the layer-1 teacher nodes of best correlation
-      above 0.95) and ``diverged`` (count).
+      above :data:`~specjax.core.metrics.MATCH_THRESHOLD`) and ``diverged`` (count).
     """
     valid = real & ~diverged
     loss, mse = history.arrays["eval_loss"][-1][valid], history.arrays["eval_mse"][-1][valid]

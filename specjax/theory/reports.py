@@ -247,7 +247,7 @@ def theorem3_report(
 
     Args:
       threshold: a student is unspecialized if its best correlation is ``<= threshold`` (the paper's matched
-        criterion is ``> 0.95``).
+        criterion is ``> MATCH_THRESHOLD``, 0.95).
       convention: loss convention of :func:`specjax.core.networks.squared_error_loss`.
     """
     lemma1.require_homogeneous(activation, "theorem3_report")
