@@ -84,10 +84,9 @@ def test_diverged_runs_are_listed_with_their_step():
     for g in groups:
         g.update({f: 0.0 for f in ("data_std", "init_scale", "momentum", "weight_decay") if f not in g})
     html = report._divergence(types.SimpleNamespace(summary={"groups": groups}))
-    assert "1 of 6 runs diverged" in html and "<tr><td>2x</td><td>p=1</td>" not in html
-    assert re.search(
-        r"<tr><td>2x</td><td>teacher_polarity=1</td><td class=\"num\">1</td><td class=\"num\">120</td>", html
-    )
+    assert "1 of 6 runs diverged" in html
+    assert '<tr><td>2x</td><td>p=1</td><td class="num">1</td><td class="num">120</td></tr>' in html
+    assert html.count("<tr><td>2x</td>") == 1  # the setting without a diverged run is not listed
 
 
 def test_refusals_are_one_line_and_write_nothing(tmp_path, finished):

@@ -232,7 +232,7 @@ def _settings_table(result) -> str:
 
 
 def _divergence(result) -> str:
-    from specjax.figures.plots import varying_fields
+    from specjax.figures.plots import setting_label, varying_fields
 
     groups = result.summary["groups"]
     varying = varying_fields(groups)
@@ -242,8 +242,7 @@ def _divergence(result) -> str:
             if step is not None and step >= 0:
                 total += 1
                 if len(rows) < MAX_DIVERGED_LISTED:
-                    label = ", ".join(f"{f}={g[f]:g}" for f in varying)
-                    rows.append([f"{g['over_realization']}x", _e(label), str(seed), str(step)])
+                    rows.append([f"{g['over_realization']}x", _e(setting_label(g, varying)), str(seed), str(step)])
     runs = sum(g["seeds"] for g in groups)
     if not total:
         return f"<p>No run diverged ({runs} runs).</p>"
