@@ -60,3 +60,12 @@ def test_two_local_processes_each_take_their_own_cores():
     second = _devices_in_child([*LOCAL, "--process_id=1"])
     assert first == {"devices": share, "cores": cores[:share]}
     assert second == {"devices": share, "cores": cores[share : 2 * share]}
+
+
+def test_local_launcher_splits_the_cores_between_its_shards():
+    from specjax.launch import job
+
+    assert job.cpus_per_shard("local", None, 2, 8) == 4
+    assert job.cpus_per_shard("local", None, 16, 8) == 1
+    assert job.cpus_per_shard("local", 3, 2, 8) == 3  # --cpus_per_shard wins
+    assert job.cpus_per_shard("slurm", None, 2, 8) is None  # a cluster job takes its allocation's cores

@@ -44,6 +44,7 @@ def main(argv: list[str]) -> None:
     )
     enable_float64()
     wd = check_workdir_path(f.workdir).resolve()
+    cpus = job.cpus_per_shard(f.executor, f.cpus_per_shard, f.num_shards, len(cli.usable_cores()))
     executor = job.make_executor(  # submitit missing: one line before anything is written
         f.executor,
         wd / LOGS,
@@ -51,7 +52,7 @@ def main(argv: list[str]) -> None:
         timeout_min=f.timeout_min,
         slurm_partition=f.slurm_partition,
         gpus_per_shard=f.gpus_per_shard,
-        cpus_per_shard=f.cpus_per_shard,
+        cpus_per_shard=cpus,
         max_parallel=f.max_parallel,
     )
     with shards.workdir_lock_waiting(wd):
@@ -59,7 +60,7 @@ def main(argv: list[str]) -> None:
     plain = config_lib.to_plain(cfg)
     # The launcher's cache folder (--compilation_cache, else $JAX_COMPILATION_CACHE_DIR or the default), for every job.
     cache = cli.configure_compilation_cache(f.compilation_cache if f["compilation_cache"].present else None)
-    jobs = job.submit_shards(executor, plain, wd, f.num_shards, f.cpus_per_shard, cache)
+    jobs = job.submit_shards(executor, plain, wd, f.num_shards, cpus, cache)
     ids = ", ".join(str(j.job_id) for j in jobs)
     print(f"submitted {f.num_shards} shard(s) of {wd} ({f.executor}): job(s) {ids}; logs in {wd / LOGS}", flush=True)
     if not f.wait:
@@ -88,7 +89,12 @@ def run_cli() -> None:
     flags.DEFINE_string("slurm_partition", None, "SLURM partition.")
     flags.DEFINE_integer("timeout_min", 24 * 60, "Time limit of each shard, minutes.")
     flags.DEFINE_integer("gpus_per_shard", 0, "GPUs per shard.")
-    flags.DEFINE_integer("cpus_per_shard", None, "CPU cores per shard (and CPU devices of a CPU shard).")
+    flags.DEFINE_integer(
+        "cpus_per_shard",
+        None,
+        "CPU cores per shard (and CPU devices of a CPU shard); default with --executor=local: an equal share of "
+        "this machine's cores (the shards run at once).",
+    )
     flags.DEFINE_integer("max_parallel", 0, "SLURM: at most this many shards at once (0: no limit).")
     flags.DEFINE_bool("wait", False, "Wait for every shard and report failed ones with their log paths.")
     flags.DEFINE_bool("overwrite", False, "Discard a previous sweep in --workdir before submitting.")
