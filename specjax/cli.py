@@ -187,6 +187,16 @@ def _cluster_int(value: int | None, flag: str, variable: str, minimum: int) -> i
     return number
 
 
+def _tell_peers(error: SpecjaxError) -> None:
+    """Multi-process: the other processes stop with one line naming this one
+    (:func:`specjax.sweep.distribute.report_failure`); nothing otherwise."""
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.distributed.is_initialized():
+        from specjax.sweep import distribute
+
+        distribute.report_failure(error)
+
+
 def define_distributed_flags() -> None:
     """``--coordinator_address``, ``--num_processes``, ``--process_id``, ``--distributed``,
     ``--distributed_timeout_s`` (see :func:`maybe_initialize_distributed`)."""
@@ -379,6 +389,7 @@ def run(main: Callable[[list[str]], None], prog: str, compilation_cache: str | N
             configure_compilation_cache(f.compilation_cache if f["compilation_cache"].present else compilation_cache)
             main(argv)
         except SpecjaxError as e:
+            _tell_peers(e)
             fail(prog, str(e), at_once=getattr(e, "exit_at_once", False))
         except KeyboardInterrupt as e:
             status = getattr(e, "exit_status", 130)

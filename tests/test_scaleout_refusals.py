@@ -90,7 +90,12 @@ class FakeClient:
         self.keys[key] = value
 
     def blocking_key_value_get(self, key: str, timeout_ms: int) -> str:
+        if key not in self.keys:
+            raise RuntimeError("DEADLINE_EXCEEDED: the key did not appear")
         return self.keys[key]
+
+    def key_value_dir_get(self, folder: str) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in self.keys.items() if k.startswith(folder + "/")]
 
     def wait_at_barrier(self, name: str, timeout_ms: int) -> None:
         pass
@@ -111,19 +116,39 @@ def test_every_process_compares_the_sweep_identities_before_writing():
     client = FakeClient({"specjax/identity/0": published(mine), "specjax/identity/2": published(other)})
     with pytest.raises(SweepError, match=r"process\(es\) 2 of 3 run another sweep than process 0 \(config fields"):
         distribute.check_same_sweep(client, mine, 1, 3)
+    # A process that refused (its config, its workdir) reports it; the others stop with its line instead of waiting.
+    client = FakeClient({"specjax/failed/1": "config.lr: values must be > 0, got -1"})
+    with pytest.raises(distribute.PeerLost, match=r"^distributed: process 1 stopped: config\.lr: values must be > 0"):
+        distribute.check_same_sweep(client, mine, 0, 2)
 
 
 @pytest.mark.slow
-def test_processes_started_with_different_configs_stop_in_one_line(tmp_path):
+@pytest.mark.parametrize(
+    "bad, pattern",
+    [
+        (
+            ["--process_id=1", "--config.lr=(0.2,)"],
+            [r"process\(es\) 1 of 2 run another sweep than process 0 \(config fields \['lr'\]: lr=\[0\.2\] vs"] * 2,
+        ),
+        (
+            ["--process_id=0", "--config.lr=-1"],
+            [r"error: config\.lr: values must be > 0", r"error: distributed: process 0 stopped: config\.lr: values"],
+        ),
+    ],
+    ids=["another_config", "a_refused_config"],
+)
+def test_processes_started_with_different_configs_stop_in_one_line(tmp_path, bad, pattern):
     """Process 1 with another lr than process 0: both hung forever, each waiting for keys of its own sweep; now
-    each stops with one line naming the process and the field, exit 2, before the workdir is created."""
+    each stops with one line naming the process and the field, exit 2, before the workdir is created. Process 0
+    refusing its config: process 1 died with tracebacks and XLA's abort; now it stops with process 0's line."""
     wd = tmp_path / "w"
     env = CLI_ENV | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     argv = [
         sys.executable, "-m", SWEEP, f"--config={TINY}", f"--workdir={wd}",
         f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2", "--distributed_timeout_s=5",
     ]  # fmt: skip
-    extra = [["--process_id=0"], ["--process_id=1", "--config.lr=(0.2,)"]]
+    index = int(bad[0].split("=")[1])
+    extra = [bad if i == index else [f"--process_id={i}"] for i in range(2)]
     procs = [
         subprocess.Popen([*argv, *e], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for e in extra
@@ -133,9 +158,8 @@ def test_processes_started_with_different_configs_stop_in_one_line(tmp_path):
     finally:  # (before the fix both waited forever)
         for p in procs:
             p.kill()
-    for p, (stdout, stderr) in zip(procs, outs, strict=True):
-        pattern = r"process\(es\) 1 of 2 run another sweep than process 0 \(config fields \['lr'\]: lr=\[0\.2\] vs"
-        assert_refusal(p.returncode, stdout, stderr, SWEEP, pattern)
+    for i, (p, (stdout, stderr)) in enumerate(zip(procs, outs, strict=True)):
+        assert_refusal(p.returncode, stdout, stderr, SWEEP, pattern[0] if i == index else pattern[1])
     assert not wd.exists()
 
 

@@ -39,6 +39,8 @@ HEARTBEAT_TIMEOUT_S = 30
 STARTUP_FACTOR = 10
 #: Exit status of a survivor that could not reach a safe point within :data:`STOP_GRACE_S`.
 EXIT_PEER_LOST = 3
+#: Key-value directory where a process that stops with an error leaves its message for the others.
+FAILED_KEYS = "specjax/failed"
 
 
 class PeerLost(SweepError):
@@ -206,31 +208,83 @@ class Watchdog:
             return
         everyone = list(range(self.count))
         while not self.stopped.wait(self.poll_s):
+            reported = [f for f in _failures(client) if f[0] != self.index]
             try:
                 live = client.get_live_nodes(everyone)
             except Exception:  # noqa: BLE001 -- the coordinator (process 0) is gone: any runtime error means that
                 live = {} if self.index else {0: 0}
             dead = [i for i in everyone if i not in live]
-            if dead and not self.stopped.is_set():  # (a process leaving after the sweep is not a failure)
-                failure = (
-                    f"process(es) {', '.join(map(str, dead))} of {self.count} stopped (no heartbeat); this process "
-                    "stops at its next checkpoint; re-run the same commands on every process to resume"
-                )
-                signals.request_stop(PeerLost(failure))  # the training loop checkpoints and raises it
-                self.emit(failure)
+            if (reported or dead) and not self.stopped.is_set():  # (a process leaving after the sweep is fine)
+                if reported:  # it said why: that one line is the error this process stops with
+                    error = _failure_error(reported)
+                    failure = str(error)
+                else:
+                    failure = (
+                        f"process(es) {', '.join(map(str, dead))} of {self.count} stopped (no heartbeat); this "
+                        "process stops at its next checkpoint; re-run the same commands on every process to resume"
+                    )
+                    error = PeerLost(failure)
+                    self.emit(failure)
+                signals.request_stop(error)  # the training loop checkpoints and raises it
                 if not self.stopped.wait(STOP_GRACE_S):
                     print(f"{failure}; exiting without a safe point", file=sys.stderr, flush=True)
                     os._exit(EXIT_PEER_LOST)
                 return
 
 
+def _failures(client) -> list[tuple[int, str]]:
+    """``(process, message)`` of every process that stopped with an error (:func:`report_failure`), sorted."""
+    try:
+        pairs = client.key_value_dir_get(FAILED_KEYS)
+    except Exception:  # noqa: BLE001 -- no such directory yet, or the runtime is going away
+        return []
+    found = []
+    for key, value in pairs:
+        tail = key.rstrip("/").rsplit("/", 1)[-1]
+        if tail.isdigit():
+            found.append((int(tail), value))
+    return sorted(found)
+
+
+def _failure_error(failures: list[tuple[int, str]]) -> PeerLost:
+    j, message = failures[0]
+    return PeerLost(f"distributed: process {j} stopped: {message}")
+
+
+def report_failure(error: Exception) -> None:
+    """Tells the other processes that this one stops with ``error`` (the command line calls it before exiting), so
+    each of them stops with one line naming this process and its message, instead of waiting for it or being
+    aborted by XLA when the coordinator leaves. This process first takes part in the runtime's start-up exchange
+    (the others' backends wait for it); process 0 then leaves last (:func:`_leave_last`).
+    """
+    from jax._src import distributed
+
+    client = distributed.global_state.client
+    if client is None or getattr(error, "exit_at_once", False):
+        return
+    try:
+        import jax
+
+        index, count = jax.process_index(), jax.process_count()  # initialises the backend if it was not yet
+        if not isinstance(error, PeerLost):  # (a peer's failure is that peer's to report)
+            message = " ".join(str(error).split())
+            client.key_value_set(f"{FAILED_KEYS}/{index}", message, allow_overwrite=True)
+    except Exception:  # noqa: BLE001 -- the runtime is already gone: nobody to tell
+        return
+    if index == 0:
+        _leave_last(client, count, timeout_s=STOP_GRACE_S)
+
+
 def _wait_key(client, key: str, what: str) -> str:
-    """Waits for ``key`` in the key-value store, checking for a dead peer every second."""
+    """Waits for ``key`` in the key-value store, checking every second for a dead peer or one that reported a
+    failure."""
     while True:
         signals.check()
         try:
             return client.blocking_key_value_get(key, 1000)
         except Exception as e:  # noqa: BLE001 -- a timeout (poll again) or a lost coordinator
+            if failures := _failures(client):
+                raise _failure_error(failures) from None
             if "DEADLINE_EXCEEDED" not in str(e) and "timed out" not in str(e).lower():
                 time.sleep(1)
                 signals.check()
@@ -354,4 +408,13 @@ def run_processes(cfg, workdir: str | Path, *, overwrite: bool = False, progress
     return result
 
 
-__all__ = ["EXIT_PEER_LOST", "PeerLost", "PeersMissing", "Watchdog", "check_same_sweep", "initialize", "run_processes"]
+__all__ = [
+    "EXIT_PEER_LOST",
+    "PeerLost",
+    "PeersMissing",
+    "Watchdog",
+    "check_same_sweep",
+    "initialize",
+    "report_failure",
+    "run_processes",
+]
