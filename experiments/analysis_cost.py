@@ -2,7 +2,7 @@
 
 The README sweep of the paper (docs/theory.md §7) at ``m = 20``: ``d = 100``, ``C = 50``, ``N_eval = 10000``,
 ``over_realization`` 1, 2, 5, 10 (``n = 20 ... 200``), 160 runs per width (640 in all), ``10^5`` SGD steps of batch 16
-per run. For each width this script builds one block of runs with the engine (:class:`specjax.engine.run.Program`), times
+per run. For each width this script builds one block of runs with the engine (:class:`specjax.engine.Program`), times
 ``--train-steps`` training steps and each analysis vmapped over the block (after compiling), and extrapolates both to
 the full sweep. Training and analyses alternate, so a shared, loaded machine slows both alike.
 
@@ -21,9 +21,9 @@ import time
 import jax
 import jax.numpy as jnp
 
-from specjax.theory import reports as analysis
-from specjax.theory import lemma1
 from specjax import engine as train
+from specjax.theory import lemma1
+from specjax.theory import reports as analysis
 
 SWEEP_RUNS_PER_WIDTH = 160  # 640 runs over 4 widths
 SWEEP_STEPS = 100_000

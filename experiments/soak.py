@@ -59,8 +59,7 @@ def soak_config(epochs: int, steps_per_epoch: int, seeds: int, eval_every: int =
 
 def soak(workdir: str, epochs: int, steps_per_epoch: int, seeds: int, eval_every: int = 1) -> dict:
     """Runs the soak sweep; returns the RSS samples and the sizes that matter."""
-    from specjax import enable_float64
-    from specjax import sweep
+    from specjax import enable_float64, sweep
 
     enable_float64()
     cfg = soak_config(epochs, steps_per_epoch, seeds, eval_every)
