@@ -232,6 +232,13 @@ def test_a_finished_shard_whose_files_were_deleted_is_named_and_rerunning_it_rep
     (wd / "summary.json").unlink()  # a damaged piece found by the merge: named with the shard that retrains it
     with pytest.raises(StoreError, match=r"group0\.npz: missing array.*shard 0 of 2 wrote it: delete that file"):
         shards.run_shard(cfg, wd, 2, 1, progress=None, mesh=mesh)
+    (folder / "group0.npz").unlink()  # as the line says: delete it and re-run shard 0 (its checkpoints are left)
+    assert shards.run_shard(cfg, wd, 2, 0, progress=None, mesh=mesh).summary == reference.summary
+    for i in range(2):  # shard folders cleaned up after the merge: a re-run shard trains nothing
+        shutil.rmtree(checkpoint.shard_dir(wd, (i, 2)))
+    lines = []
+    assert shards.run_shard(cfg, wd, 2, 1, progress=lines.append, mesh=mesh).summary == reference.summary
+    assert lines == ["[shard 1/2] the sweep is already merged (results/, summary.json): nothing to train"]
 
 
 # --- the launcher: SLURM where there is none, counts no job can use (19.8) ----------------------------------------

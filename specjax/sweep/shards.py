@@ -211,14 +211,15 @@ def _merged(workdir: Path, ident: str) -> SweepResult | None:
 def merge_if_complete(
     cfg, plans: list[GroupPlan], workdir: Path, ident: str, count: int, say: ProgressFn
 ) -> SweepResult | None:
-    """Merges when every shard is done and the merged results are not there yet; ``None`` while shards are missing."""
+    """Merges when every shard is done and the merged results are not there yet; ``None`` while shards are missing.
+    Merged results of this sweep that load are returned as they are (also when shard folders were cleaned up since)."""
+    results = [workdir / "results" / f"group{p.index}.npz" for p in plans]
+    if all(r.exists() for r in results) and (merged := _merged(workdir, ident)) is not None:
+        return merged
     missing = [i for i in range(count) if not is_done(workdir, (i, count), ident, cfg)]
     if missing:
         say(f"waiting for shard(s) {', '.join(map(str, missing))} of {count}; the last to finish writes the results")
         return None
-    results = [workdir / "results" / f"group{p.index}.npz" for p in plans]
-    if all(r.exists() for r in results) and (merged := _merged(workdir, ident)) is not None:
-        return merged
     say(f"all {count} shards finished: merging into results/ and summary.json")
     return merge(cfg, plans, workdir, ident, count)
 
