@@ -49,6 +49,8 @@ def test_distributed_flags_are_refused_in_one_line_before_anything_starts(tmp_pa
         (["--coordinator_address=localhost", "--num_processes=2", "--process_id=0"], r"expected HOST:PORT of process"),
         ([address, "--num_processes=2", "--process_id=0", "--distributed_timeout_s=0"], r"--distributed_timeout_s:"),
     ]
+    if not any(k in os.environ for k in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE")):  # no cluster for auto to find
+        cases.append((["--distributed=auto"], r"--distributed=auto needs SLURM, Open MPI or a TPU slice"))
     argvs = [[f"--config={TINY}", f"--workdir={tmp_path / str(i)}", *a] for i, (a, _) in enumerate(cases)]
     for i, (r, (_, pattern)) in enumerate(zip(run_module_cases(SWEEP, argvs), cases, strict=True)):
         assert_refusal(r["rc"], r["stdout"], r["stderr"], SWEEP, pattern)

@@ -103,7 +103,10 @@ def _start_runtime(explicit: dict, timeout_s: int, window_s: float) -> None:
     if "error" in outcome:
         e = outcome["error"]
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise SweepError(f"distributed: the runtime did not start ({type(e).__name__}: {first})") from None
+        hint = ""
+        if "coordinator_address" not in explicit:  # --distributed=auto, and JAX recognised no cluster
+            hint = "; --distributed=auto needs SLURM, Open MPI or a TPU slice, else give --coordinator_address"
+        raise SweepError(f"distributed: the runtime did not start ({type(e).__name__}: {first}){hint}") from None
 
 
 @contextlib.contextmanager
