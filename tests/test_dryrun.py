@@ -1,6 +1,7 @@
 """``--dry_run`` says what the command will do in its workdir (fresh, resume from where, grow, nothing to do, refused)
 and refuses what the real command refuses, writing nothing."""
 
+import importlib.util
 import re
 
 import pytest
@@ -99,3 +100,34 @@ def test_dry_run_refuses_what_the_command_refuses(tmp_path):
         assert dry["stderr"] == real["stderr"] and dry["stderr"].startswith("specjax.sweep: error: "), (flags, dry)
         assert dry["stdout"] == "", dry
     assert not wd.exists()
+
+
+def test_padding_is_shown_with_the_block_that_pads_least(tmp_path):
+    """Issue 22.5: the quickstart's 24 runs per group train as 32 slots (blocks of 8 runs x 2 devices, 25 %
+    padding). The dry run shows each group's padding and the ``runs_per_block`` that pads least (12: one block of 24);
+    the default stays 8 per device, because XLA's CPU kernels depend on the runs per device (a run's numbers would
+    then depend on its grid, devices, shards or growth)."""
+    import math
+
+    from helpers import ROOT
+
+    from specjax.sweep import plan
+    from specjax.sweep.preflight import describe
+
+    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "experiments" / "configs" / "quickstart.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    quick = module.get_config()
+    text = describe(quick, plan.plan_groups(quick, 2, accelerator=False), 2)
+    assert text.count("24 runs in 2 block(s) of 16 (32 slots, 8 padding = 25 %)") == 2, text
+    assert "padding: 16 of 64 slots (25 %); --config.runs_per_block=12 pads 0 " in text, text
+    quick.runs_per_block = 12
+    plans = plan.plan_groups(quick, 2, accelerator=False)
+    assert [(p.block, p.padded_runs) for p in plans] == [(24, 24)] * 2
+    assert "padding:" not in describe(quick, plans, 2)
+
+    for runs, devices, best in [(24, 2, 12), (21, 2, 11), (40, 2, 10), (48, 2, 8), (100, 4, 25), (3, 2, 2)]:
+        r = plan.least_padding_runs_per_block(runs, devices)
+        slots = math.ceil(runs / (r * devices)) * r * devices
+        assert r == best and slots <= math.ceil(runs / (8 * devices)) * 8 * devices, (runs, devices, r)
+        assert (slots - runs) / slots <= 0.05 or runs < 8 * devices

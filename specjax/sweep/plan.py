@@ -132,6 +132,28 @@ CPU_MEMORY_BUDGET_GB = 8.0
 DEVICE_MEMORY_SHARE = 0.8
 
 
+#: Most runs per device :func:`least_padding_runs_per_block` considers (more would push a run's weights out of cache).
+CPU_MAX_RUNS_PER_BLOCK = 32
+
+
+def least_padding_runs_per_block(runs: int, num_devices: int) -> int:
+    """The ``runs_per_block`` that pads a group of ``runs`` runs on ``num_devices`` devices least: from
+    ``min(8, ceil(runs / devices))`` to :data:`CPU_MAX_RUNS_PER_BLOCK` runs per device, the one with the fewest
+    slots ``ceil(runs / (r x devices)) x r x devices``, the smallest of those (the quickstart's 24 runs on 2
+    devices: 12, one block of 24 instead of two of 16 with 8 slots of padding).
+
+    It is a suggestion (``--dry_run`` prints it), not the default: XLA's CPU kernels depend on the number of runs
+    vmapped per device, so runs trained at another ``runs_per_block`` differ in the last bits (float32 quickstart,
+    2 devices: 8 vs 16 runs per device changes parameters and losses, 8 vs 12 the gradient norm). With the default
+    fixed at :data:`CPU_RUNS_PER_BLOCK`, a run's numbers do not depend on the grid, the devices, the shards or a
+    growth; a sweep run with a chosen ``runs_per_block`` keeps those guarantees among sweeps with the same value.
+    """
+    devices = max(num_devices, 1)
+    low = max(1, min(CPU_RUNS_PER_BLOCK, math.ceil(runs / devices)))
+    slots = lambda r: math.ceil(runs / (r * devices)) * r * devices  # noqa: E731
+    return min(range(low, CPU_MAX_RUNS_PER_BLOCK + 1), key=lambda r: (slots(r), r))
+
+
 def is_accelerator(backend: str | None = None) -> bool:
     """Whether ``backend`` (default: JAX's default backend) is a GPU/TPU rather than the CPU."""
     return (backend or jax.default_backend()) != "cpu"

@@ -11,7 +11,7 @@ import ml_collections
 
 from specjax import config as config_lib
 from specjax.errors import ConfigError
-from specjax.sweep.plan import GroupPlan, bytes_per_run, eval_epochs, step_cost
+from specjax.sweep.plan import GroupPlan, bytes_per_run, eval_epochs, least_padding_runs_per_block, step_cost
 from specjax.sweep.progress import format_duration
 from specjax.sweep.schema import expected_shapes, recorded, spec_of
 
@@ -123,6 +123,17 @@ def describe(cfg: ml_collections.ConfigDict, plans: list[GroupPlan], num_devices
         f"on {num_devices} device(s)"
     ]
     lines += [f"  {describe_group(cfg, p, num_devices)}" for p in plans]
+    slots = sum(p.padded_runs for p in plans)
+    pad = slots - sum(len(p.trained) for p in plans)
+    if pad and not cfg.runs_per_block and plans[0].spec.cpu_gemm_layout:
+        best = least_padding_runs_per_block(plans[0].runs, num_devices)
+        if best != plans[0].block // max(num_devices, 1):
+            trial = [p.runs for p in plans]
+            left = sum(math.ceil(r / (best * num_devices)) * best * num_devices - r for r in trial)
+            lines.append(
+                f"  padding: {pad} of {slots} slots ({100 * pad / slots:.0f} %); --config.runs_per_block={best} pads "
+                f"{left} (numbers then differ from the default blocks' in the last bits)"
+            )
     total_s = sum(train_seconds(cfg, p, num_devices) + COMPILE_S_PER_GROUP for p in plans)
     results = sum(history_bytes_per_run(cfg, p) * p.runs for p in plans)
     lines.append(
