@@ -136,7 +136,12 @@ SWEEP_CASES = [
     ("bad_bool_flag", ["--overwrite=maybe"], r"flag --overwrite=maybe: .*Non-boolean", "new"),
     ("stray_argument", ["extra"], r"unexpected argument\(s\) \['extra'\]", "new"),
     ("log_file_is_a_directory", ["--log_file=LOG"], r"/log: cannot open the log file \(Is a directory\)", "new"),
-    ("coordinator_alone", ["--coordinator_address=localhost:1"], r"coordinator address needs --num_processes", "new"),
+    (
+        "coordinator_alone",
+        ["--coordinator_address=localhost:1"],
+        r"--coordinator_address: needs --num_processes",
+        "new",
+    ),
     ("shard_overwrite", ["--num_shards=2", "--overwrite"], r"overwrite: a shard cannot discard", "new"),
     ("target_ci_too_wide", ["--target_ci=0.5"], r"target_ci: 0\.5 must be a half-width in \(0, 0\.5\)", "new"),
     ("max_seeds_below_seeds", ["--target_ci=0.1", "--max_seeds=2"], r"max_seeds: 2 must be .*seeds \(3\)", "new"),
