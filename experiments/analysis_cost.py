@@ -21,9 +21,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from specjax import engine as train
-from specjax.theory import lemma1
-from specjax.theory import reports as analysis
+from specjax import engine
+from specjax.theory import lemma1, reports
 
 SWEEP_RUNS_PER_WIDTH = 160  # 640 runs over 4 widths
 SWEEP_STEPS = 100_000
@@ -50,14 +49,14 @@ def main() -> None:
     jax.config.update("jax_enable_x64", True)
 
     analyses = {
-        "analyze_run (L-shape, observers, Hungarian, Thm 3, Thm 5)": jax.vmap(analysis.analyze_run),
+        "analyze_run (L-shape, observers, Hungarian, Thm 3, Thm 5)": jax.vmap(reports.analyze_run),
         "lemma1_statistics (betas, Hs)": jax.vmap(lemma1.lemma1_statistics),
-        "node_residues R_j": jax.vmap(functools.partial(analysis.node_residues, chunk_size=500)),
+        "node_residues R_j": jax.vmap(functools.partial(reports.node_residues, chunk_size=500)),
     }
     total_train = 0.0
     total = {name: 0.0 for name in analyses}
     for multi in (int(m) for m in args.multis.split(",")):
-        spec = train.Spec(
+        spec = engine.Spec(
             d=100,
             teacher_widths=(20,),
             c=50,
@@ -67,11 +66,11 @@ def main() -> None:
             batch_size=16,
             dtype="float64",
         )
-        program = train.Program(spec, chunk_steps=args.train_steps, mesh=train.make_mesh(1))
-        hp = train.Hparams.broadcast(
+        program = engine.Program(spec, chunk_steps=args.train_steps, mesh=engine.make_mesh(1))
+        hp = engine.Hparams.broadcast(
             args.block, "float64", teacher_polarity=1.0, lr=0.01, data_std=1.5, init_scale=0.005
         )
-        keys = jax.vmap(train.seed_key, (None, 0))(1, jnp.arange(args.block))
+        keys = jax.vmap(engine.seed_key, (None, 0))(1, jnp.arange(args.block))
         teacher, data, state = program.init(hp, keys)
         state, _ = program.train(state, teacher, data, hp)  # compile and warm up
         jax.block_until_ready(state)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from specjax.errors import SpecjaxError
+from specjax.errors import ConfigFlagError, DistributedFlagError, SpecjaxError
 
 EXIT_USAGE = 2
 
@@ -126,7 +126,7 @@ def maybe_initialize_distributed(
     ``SPECJAX_NUM_PROCESSES`` and ``SPECJAX_PROCESS_ID``; the command-line programs pass ``--coordinator_address``,
     ``--num_processes``, ``--process_id``, ``--distributed=auto`` (SLURM, Open MPI or a TPU slice detected by JAX)
     and ``--distributed_timeout_s``. Every value is checked before anything starts. Bounded timeouts, and a dead
-    process stops the others cleanly (:func:`specjax.sweep.distribute.initialize`). Must run before anything
+    process stops the others cleanly (:func:`specjax.runtime.initialize`). Must run before anything
     touches a JAX backend.
 
     Returns:
@@ -161,15 +161,9 @@ def maybe_initialize_distributed(
         raise DistributedFlagError(
             f"--process_id: must be in [0, {count}) for --num_processes={count} (0 is the coordinator), got {index}"
         )
-    from specjax.sweep import distribute
+    from specjax import runtime
 
-    return distribute.initialize(
-        address, count, index, auto=auto, timeout_s=timeout_s or distribute.HEARTBEAT_TIMEOUT_S
-    )
-
-
-class DistributedFlagError(SpecjaxError):
-    """A multi-process flag or ``SPECJAX_*`` variable that cannot work, found before anything starts."""
+    return runtime.initialize(address, count, index, auto=auto, timeout_s=timeout_s or runtime.HEARTBEAT_TIMEOUT_S)
 
 
 def _cluster_int(value: int | None, flag: str, variable: str, minimum: int) -> int | None:
@@ -332,10 +326,6 @@ def check_config_flag(argv: list[str], name: str = "config") -> None:
                 known = f"{name}.{'.'.join(field.split('.')[:i])}" if i else name
                 raise ConfigFlagError(f"--{name}.{field}: unknown config field (not in {known} from {file})")
             node = node[part]
-
-
-class ConfigFlagError(SpecjaxError):
-    """A bad ``--config`` file or override, found before absl parses the flags."""
 
 
 def flags_parser(prog: str) -> Callable[[list[str]], list[str]]:

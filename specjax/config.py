@@ -25,7 +25,7 @@ import ml_collections
 from specjax.core.data import DISTRIBUTIONS
 from specjax.core.networks import ACTIVATIONS, DTYPES, LOSSES
 from specjax.core.teachers import LAST_TEACHER_INIT, WEIGHT_CHOICES
-from specjax.engine.run import SWEPT, Hparams, SweptField, bounds_text, in_bounds
+from specjax.engine.run import HPARAM_LABELS, SWEPT, Hparams, SweptField, bounds_text, in_bounds
 from specjax.errors import ConfigError
 
 SHAPE_FIELDS = ("over_realization",)
@@ -282,6 +282,18 @@ def from_plain(values: dict) -> ml_collections.ConfigDict:
         except TypeError:
             _fail(k, f"{v!r} is of type {type(v).__name__}, expected {type(cfg[k]).__name__} (default {cfg[k]!r})")
     return cfg
+
+
+def setting_label(group: dict, varying: Sequence[str]) -> str:
+    """Legend label of a setting (a dict with the swept fields' values, e.g. a ``summary.json`` group) from the
+    swept fields that take several values, by their labels (:data:`specjax.engine.run.HPARAM_LABELS`)."""
+    return ", ".join(f"{HPARAM_LABELS[f]}={group[f]:g}" for f in varying) or "run"
+
+
+def varying_fields(groups: Sequence[dict]) -> list[str]:
+    """Swept fields that take more than one value across ``groups`` (teacher polarity always shown)."""
+    out = [f for f in SWEPT_FIELDS if len({g[f] for g in groups}) > 1]
+    return out or ["teacher_polarity"]
 
 
 def swept_fields_markdown() -> str:

@@ -31,3 +31,26 @@ class FigureError(SpecjaxError):
 class ArgumentError(SpecjaxError):
     """An argument of a library function is invalid (wrong type, out of range, not in the sweep); the message names
     the argument as the function's signature spells it and, where there are few, its valid values."""
+
+
+class ConfigFlagError(SpecjaxError):
+    """A bad ``--config`` file or override, found before absl parses the flags."""
+
+
+class DistributedFlagError(SpecjaxError):
+    """A multi-process flag or ``SPECJAX_*`` variable that cannot work, found before anything starts."""
+
+
+class PeerLost(SweepError):
+    """Another process of a multi-controller sweep stopped; re-running the same commands on every process resumes."""
+
+
+class PeersMissing(SweepError):
+    """Not every process of a multi-controller sweep connected within the start-up window. The runtime is left
+    half-connected, so the command line exits at once (:attr:`exit_at_once`) instead of shutting it down."""
+
+    exit_at_once = True
+
+
+class FlowDivergenceError(SpecjaxError):
+    """The integrated population flow is not a descent: its loss rose between records (the RK4 step is too large)."""

@@ -13,7 +13,7 @@ import pytest
 from helpers import gaussian_inputs, make_net
 
 from specjax.core import networks
-from specjax.theory import reports as analysis
+from specjax.theory import reports
 
 EXACT = 1e-12
 
@@ -38,23 +38,23 @@ def realising_student(teacher, extra_weights, extra_fan_out, scales=(2.0, 0.5, 1
 def test_boundary_observation_matches_definition():
     rng = np.random.default_rng(3)
     teacher_acts, student_acts = np.maximum(rng.normal(size=(50, 3)), 0), np.maximum(rng.normal(size=(50, 4)), 0)
-    obs = np.asarray(analysis.boundary_observation(teacher_acts, student_acts))
+    obs = np.asarray(reports.boundary_observation(teacher_acts, student_acts))
     for j, k in itertools.product(range(3), range(4)):
         inside = np.sum((teacher_acts[:, j] > 0) & (student_acts[:, k] > 0))
         outside = np.sum((teacher_acts[:, j] <= 0) & (student_acts[:, k] > 0))
         assert obs[j, k] == min(inside, outside)
     np.testing.assert_allclose(
-        analysis.boundary_observation_fraction(teacher_acts, student_acts), obs.max(1) / 50, rtol=EXACT, atol=EXACT
+        reports.boundary_observation_fraction(teacher_acts, student_acts), obs.max(1) / 50, rtol=EXACT, atol=EXACT
     )
 
 
 def test_hungarian_match_is_optimal_and_vmappable():
     corr = np.random.default_rng(4).uniform(-1, 1, size=(6, 3, 5))
-    matched = np.asarray(jax.jit(jax.vmap(analysis.hungarian_match))(jnp.asarray(corr)))
+    matched = np.asarray(jax.jit(jax.vmap(reports.hungarian_match))(jnp.asarray(corr)))
     for c, students in zip(corr, matched, strict=True):
         best = max(itertools.permutations(range(5), 3), key=lambda p: sum(c[i, p[i]] for i in range(3)))
         assert tuple(students) == best, "Hungarian = brute-force optimum"
-    wide = np.asarray(analysis.hungarian_match(jnp.asarray(corr[0].T)))  # 5 teachers, 3 students
+    wide = np.asarray(reports.hungarian_match(jnp.asarray(corr[0].T)))  # 5 teachers, 3 students
     assert sorted(wide[wide >= 0].tolist()) == [0, 1, 2] and np.sum(wide < 0) == 2, "unmatched teachers get -1"
 
 
@@ -64,9 +64,9 @@ def test_hungarian_match_on_an_array_replicated_over_devices():
     corr = np.random.default_rng(6).uniform(size=(len(jax.devices()), 3, 5))
     sharded = jax.device_put(jnp.asarray(corr), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs")))
     replicated = sharded[1]
-    matched = analysis.hungarian_match(replicated)
+    matched = reports.hungarian_match(replicated)
     assert np.all(np.asarray(matched >= 0)), "the result feeds later eager operations"
-    np.testing.assert_array_equal(matched, analysis.hungarian_match(jnp.asarray(corr[1])))
+    np.testing.assert_array_equal(matched, reports.hungarian_match(jnp.asarray(corr[1])))
 
 
 @pytest.mark.parametrize("widths", [((5, 7, 3), (5, 3, 3)), ((5, 6, 4, 3), (5, 3, 2, 3))], ids=["two", "three"])
@@ -74,7 +74,7 @@ def test_node_residues_give_exact_top_layer_gradients(widths):
     """Eqn 6: -dJ/dw_hat_j = R_j v_j and -dJ/dv_j = R_j^T w_hat_j at the top hidden layer (1e-12)."""
     student, teacher = make_net(0, widths[0]), make_net(1, widths[1])
     x = gaussian_inputs(300, 5)
-    residues = jax.jit(analysis.node_residues, static_argnums=(3, 4))(student, teacher, x, networks.RELU, 128)
+    residues = jax.jit(reports.node_residues, static_argnums=(3, 4))(student, teacher, x, networks.RELU, 128)
     y = networks.apply(teacher, x)
     grads = jax.jit(jax.grad(networks.squared_error_loss))(student, x, y)
     (W, b), (V, _) = student[-2], student[-1]
@@ -92,7 +92,7 @@ def test_per_sample_gradient_magnitudes_are_norms_of_per_sample_gradients(widths
     student = make_net(0, widths, use_bias)
     teacher = make_net(1, (widths[0], *(w - 1 for w in widths[1:-1]), widths[-1]), use_bias)
     x = gaussian_inputs(40, widths[0])
-    magnitudes = jax.jit(analysis.per_sample_gradient_magnitudes, static_argnums=3)(student, teacher, x, activation)
+    magnitudes = jax.jit(reports.per_sample_gradient_magnitudes, static_argnums=3)(student, teacher, x, activation)
 
     def sample_grad(xi):
         y = networks.apply(teacher, xi[None], activation)
@@ -120,7 +120,7 @@ def realising_with_extras(two_layer_nets):
     return teacher, realising_student(teacher, extra, fan_out), realising_student(teacher, extra, 0 * fan_out)
 
 
-analyze = jax.jit(analysis.analyze_run)
+analyze = jax.jit(reports.analyze_run)
 
 
 def test_theorem3_report_prunes_dead_unspecialized_students(realising_with_extras):
@@ -159,7 +159,7 @@ def test_l_shape_and_analyze_run_vmap_equals_loop(two_layer_nets):
     runs = [student, make_net(11, (5, 7, 3)), make_net(12, (5, 7, 3))]
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *runs)
     x = gaussian_inputs(500, 5)
-    batched = jax.jit(jax.vmap(analysis.analyze_run, (0, None, None)))(stacked, teacher, x)
+    batched = jax.jit(jax.vmap(reports.analyze_run, (0, None, None)))(stacked, teacher, x)
     for r, run in enumerate(runs):
         single = analyze(run, teacher, x)
         for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(single), strict=True):

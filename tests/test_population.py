@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specjax import engine as train
-from specjax.theory import closed_forms as theory
-from specjax.theory import population
+from specjax import engine
+from specjax.errors import FlowDivergenceError
+from specjax.theory import closed_forms, population
 
 DATA_STD = 1.5
 
@@ -67,7 +67,7 @@ def test_gradient_descent_balancedness_drift_is_proportional_to_step(nets):
     @jax.jit
     def descend(lr, steps):
         def body(_, s):
-            velocity = theory.population_negative_gradient(s, teacher, DATA_STD)
+            velocity = closed_forms.population_negative_gradient(s, teacher, DATA_STD)
             return jax.tree.map(lambda a, b: a + lr * b, s, velocity)
 
         return jax.lax.fori_loop(0, steps, body, student)
@@ -83,8 +83,8 @@ def test_theorem7_identity_on_simulated_flow():
     def field(t, state):
         params, _ = state
         return (
-            theory.population_negative_gradient(params, teacher, 1.0),
-            theory.node_growth_rate(params, teacher, 1.0),
+            closed_forms.population_negative_gradient(params, teacher, 1.0),
+            closed_forms.node_growth_rate(params, teacher, 1.0),
         )
 
     save_times = jnp.linspace(0.0, 6.0, 4)
@@ -92,7 +92,7 @@ def test_theorem7_identity_on_simulated_flow():
     (params, integral), _ = integrate(student)
     norms = np.linalg.norm(np.asarray(params[0][0]), axis=1)  # (T, n)
     fan_out = np.asarray(params[1][0])[:, :, 0]
-    predicted_norm, predicted_fan_out = theory.theorem7_norms(norms[:1], fan_out[:1], integral)
+    predicted_norm, predicted_fan_out = closed_forms.theorem7_norms(norms[:1], fan_out[:1], integral)
     assert np.abs(norms[-1] - norms[0]).max() > 0.02, "norms change"
     np.testing.assert_allclose(norms, predicted_norm, rtol=1e-8)
     np.testing.assert_allclose(fan_out, predicted_fan_out, rtol=1e-8, atol=1e-10)
@@ -116,12 +116,12 @@ def test_theorem7_log_norm_ratio_rate_is_the_flow_derivative_at_balanced_points(
     log_norms = np.log(np.linalg.norm(np.asarray(states[0][0]), axis=1))  # (T, n)
     fan_out = np.asarray(states[1][0])[:, :, 0]
     np.testing.assert_allclose(fan_out, signs * np.exp(log_norms), rtol=1e-9, atol=0, err_msg="stays balanced")
-    rates = jax.jit(jax.vmap(theory.node_growth_rate, (0, None, None)))(states, teacher, 1.0)
+    rates = jax.jit(jax.vmap(closed_forms.node_growth_rate, (0, None, None)))(states, teacher, 1.0)
     for index in range(len(centres)):
         before, centre, after = 2 + 3 * index - 1, 2 + 3 * index, 2 + 3 * index + 1  # save_times: 0, then triples
         ratio_rate = (log_norms[after] - log_norms[before]) / (2 * h)  # d/dt ln ||w_j||, (n,)
         measured = ratio_rate[:, None] - ratio_rate[None, :]
-        predicted = theory.theorem7_log_norm_ratio_rate(rates[centre], signs)
+        predicted = closed_forms.theorem7_log_norm_ratio_rate(rates[centre], signs)
         assert np.abs(measured).max() > 0.01, "the norm ratios move"
         np.testing.assert_allclose(measured, predicted, rtol=1e-6, atol=1e-9, err_msg=f"t = {centres[index]}")
 
@@ -168,7 +168,7 @@ def test_flow_vmap_over_initial_conditions_equals_single_calls(nets):
 def sgd_hparams(lr):
     """The comparison's settings by name (no default learning rate or init scale)."""
     values = dict(teacher_polarity=0.0, lr=lr, data_std=1.0, init_scale=0.1, momentum=0.0, weight_decay=0.0)
-    return train.Hparams(**{name: jnp.asarray(value) for name, value in values.items()})
+    return engine.Hparams(**{name: jnp.asarray(value) for name, value in values.items()})
 
 
 @pytest.mark.slow  # compiling the engine's init + training scan + RK4 takes ~7 s on a shared 2-core CPU
@@ -179,7 +179,7 @@ def test_sgd_tracks_the_flow_and_a_diverging_flow_raises():
     and angles within 0.017 rad; the same comparison one record apart (time off by 25-100 %) differs by >= 6.0 %
     and >= 0.10 rad, so the tolerances (1 %, 0.05 rad) fail on a real disagreement.
     """
-    spec = train.Spec(
+    spec = engine.Spec(
         d=6, teacher_widths=(2,), c=1, over_realization=2, use_bias=False, n_train=20000, n_eval=8, batch_size=16
     )
     compare = jax.jit(population.make_sgd_flow_comparison(spec, 5, 800))
@@ -199,14 +199,14 @@ def test_sgd_tracks_the_flow_and_a_diverging_flow_raises():
     with pytest.raises(ValueError, match="record times must increase"):
         jax.block_until_ready(compare(sgd_hparams(0.0), jax.random.key(1)))
     with pytest.raises(ValueError, match="use_bias"):
-        population.make_sgd_flow_comparison(train.Spec(use_bias=True), 1, 1)
+        population.make_sgd_flow_comparison(engine.Spec(use_bias=True), 1, 1)
 
 
 def test_check_flow_descends():
     time = np.array([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]])
     loss = np.array([[3.0, 2.0, 2.0], [3.0, 1.0, 0.5]])
     np.testing.assert_array_equal(population.check_flow_descends(time, loss), loss)
-    with pytest.raises(population.FlowDivergenceError, match=r"run 1: 1 at t=1 -> 1.5 at t=2"):
+    with pytest.raises(FlowDivergenceError, match=r"run 1: 1 at t=1 -> 1.5 at t=2"):
         population.check_flow_descends(time, np.array([[3.0, 2.0, 2.0], [3.0, 1.0, 1.5]]))
-    with pytest.raises(population.FlowDivergenceError, match="loss increases"):
+    with pytest.raises(FlowDivergenceError, match="loss increases"):
         population.check_flow_descends(time[0], np.array([3.0, np.nan, 1.0]))

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from specjax.core import networks
-from specjax.theory import closed_forms as theory
+from specjax.theory import closed_forms
 
 # Jitted once per module: eager dispatch of the many small ops would dominate the test time.
-population_loss = jax.jit(theory.population_loss)
-negative_gradient = jax.jit(theory.population_negative_gradient)
-loss_grad = jax.jit(jax.grad(theory.population_loss))
+population_loss = jax.jit(closed_forms.population_loss)
+negative_gradient = jax.jit(closed_forms.population_negative_gradient)
+loss_grad = jax.jit(jax.grad(closed_forms.population_loss))
 
 MC_SAMPLES = 1_000_000
 Z_MAX = 4.0
@@ -51,23 +51,23 @@ def pair_at_angle(theta, seed, norms=(1.3, 0.7)):
 @pytest.mark.parametrize("theta", ANGLES)
 def test_prob_both_active_and_kernel_against_monte_carlo(gaussian_inputs, theta):
     a, b = pair_at_angle(theta, 1)
-    assert abs(float(theory.angle(a, b)) - theta) < EXACT
+    assert abs(float(closed_forms.angle(a, b)) - theta) < EXACT
     za, zb = gaussian_inputs @ a, gaussian_inputs @ b
     both = ((za > 0) & (zb > 0)).astype(np.float64)
-    assert z_scores(both, theory.prob_both_active(a, b)).max() <= Z_MAX, "P(both active): z <= 4"
+    assert z_scores(both, closed_forms.prob_both_active(a, b)).max() <= Z_MAX, "P(both active): z <= 4"
     products = np.maximum(za, 0) * np.maximum(zb, 0)
-    assert z_scores(products, theory.arccos_kernel(a, b, DATA_STD)).max() <= Z_MAX, "K(a, b): z <= 4"
+    assert z_scores(products, closed_forms.arccos_kernel(a, b, DATA_STD)).max() <= Z_MAX, "K(a, b): z <= 4"
     gated = gaussian_inputs * ((za > 0) * np.maximum(zb, 0))[:, None]
-    expected = theory.kernel_gradient(a, b, DATA_STD)
+    expected = closed_forms.kernel_gradient(a, b, DATA_STD)
     assert z_scores(gated, expected).max() <= Z_MAX, "M(a, b) = Theorem 6's A_jk w_k: every component z <= 4"
 
 
 def test_means_against_monte_carlo(gaussian_inputs):
     a = np.linspace(-1.0, 1.2, DIM)
     za = gaussian_inputs @ a
-    assert z_scores(np.maximum(za, 0), theory.mean_relu(a, DATA_STD)).max() <= Z_MAX, "E sigma(a.x): z <= 4"
+    assert z_scores(np.maximum(za, 0), closed_forms.mean_relu(a, DATA_STD)).max() <= Z_MAX, "E sigma(a.x): z <= 4"
     gated = gaussian_inputs * (za > 0)[:, None]
-    assert z_scores(gated, theory.mean_gated_input(a, DATA_STD)).max() <= Z_MAX, "E[x I]: z <= 4"
+    assert z_scores(gated, closed_forms.mean_gated_input(a, DATA_STD)).max() <= Z_MAX, "E[x I]: z <= 4"
 
 
 def test_theorem6_for_spherical_non_gaussian_inputs():
@@ -78,23 +78,29 @@ def test_theorem6_for_spherical_non_gaussian_inputs():
     x = directions * np.asarray(jax.random.uniform(k_radius, (MC_SAMPLES, 1), maxval=3.0))
     w_j, w_k = pair_at_angle(2.12, 3)
     samples = x * ((x @ w_j > 0) * np.maximum(x @ w_k, 0))[:, None]
-    expected = theory.theorem6_gated_moment_product(w_j, w_k, 3.0 / DIM)
+    expected = closed_forms.theorem6_gated_moment_product(w_j, w_k, 3.0 / DIM)
     assert z_scores(samples, expected).max() <= Z_MAX, "Theorem 6 under spherical symmetry: z <= 4"
 
 
 def test_kernel_gradient_is_autodiff_and_nan_free():
     a, b = pair_at_angle(1.1, 4)
     a, b = jnp.asarray(a), jnp.asarray(b)
-    kernel_grad = jax.jit(jax.grad(theory.arccos_kernel))
+    kernel_grad = jax.jit(jax.grad(closed_forms.arccos_kernel))
     for left, right in ((a, b), (a, a), (a, 2.0 * a), (a, -a), (b, -0.5 * b)):
         grad = kernel_grad(left, right, DATA_STD)
         assert np.all(np.isfinite(grad)), "no NaN at co-linear pairs (custom_jvp profile, double where)"
         np.testing.assert_allclose(
-            grad, theory.kernel_gradient(left, right, DATA_STD), rtol=EXACT, atol=EXACT, err_msg="grad_a K = M to 1e-12"
+            grad,
+            closed_forms.kernel_gradient(left, right, DATA_STD),
+            rtol=EXACT,
+            atol=EXACT,
+            err_msg="grad_a K = M to 1e-12",
         )
-    np.testing.assert_allclose(theory.arccos_kernel(a, a, DATA_STD), DATA_STD**2 * np.sum(a * a) / 2, rtol=EXACT)
-    np.testing.assert_allclose(theory.kernel_gradient(a, a, DATA_STD), DATA_STD**2 * a / 2, rtol=EXACT, atol=EXACT)
-    np.testing.assert_allclose(theory.kernel_gradient(a, -a, DATA_STD), 0.0, rtol=EXACT, atol=EXACT)
+    np.testing.assert_allclose(closed_forms.arccos_kernel(a, a, DATA_STD), DATA_STD**2 * np.sum(a * a) / 2, rtol=EXACT)
+    np.testing.assert_allclose(
+        closed_forms.kernel_gradient(a, a, DATA_STD), DATA_STD**2 * a / 2, rtol=EXACT, atol=EXACT
+    )
+    np.testing.assert_allclose(closed_forms.kernel_gradient(a, -a, DATA_STD), 0.0, rtol=EXACT, atol=EXACT)
 
 
 def two_layer(seed, d, width, outputs, output_bias=True):
@@ -170,7 +176,7 @@ def test_student_realising_teacher_is_a_zero_loss_critical_point(small_nets):
 def test_residue_gives_both_gradients(small_nets):
     """Eqn 6: dw_j/dt = R_j v_j and dv_j/dt = R_j^T w_j."""
     student, teacher = small_nets
-    residue = jax.jit(theory.population_residue)(student, teacher, DATA_STD)
+    residue = jax.jit(closed_forms.population_residue)(student, teacher, DATA_STD)
     (dw, _), (dv, _) = negative_gradient(student, teacher, DATA_STD)
     np.testing.assert_allclose(np.einsum("jdc,jc->dj", residue, student[1][0]), dw, rtol=EXACT, atol=EXACT)
     np.testing.assert_allclose(np.einsum("jdc,dj->jc", residue, student[0][0]), dv, rtol=EXACT, atol=EXACT)
@@ -189,7 +195,7 @@ def test_theorem7_rates(scalar_nets):
     (dw, _), (dv, _) = negative_gradient(student, teacher, DATA_STD)
     weights, fan_out = np.asarray(student[0][0]), np.asarray(student[1][0][:, 0])
     norms = np.linalg.norm(weights, axis=0)
-    growth = jax.jit(theory.node_growth_rate)(student, teacher, DATA_STD)
+    growth = jax.jit(closed_forms.node_growth_rate)(student, teacher, DATA_STD)
     np.testing.assert_allclose(np.sum(weights * dw, 0) / norms, fan_out * growth, rtol=EXACT, atol=EXACT)
     np.testing.assert_allclose(dv[:, 0], norms * growth, rtol=EXACT, atol=EXACT)
 
@@ -199,9 +205,9 @@ def test_worst_case_angle_rate_is_the_flow_derivative():
     student = ((jnp.array([[0.3], [-0.8], [0.2], [0.1]]), None), (jnp.array([[0.7]]), None))
     teacher = ((jnp.array([[1.0], [0.2], [-0.3], [0.5]]), None), (jnp.array([[1.4]]), None))
     velocity = negative_gradient(student, teacher, DATA_STD)
-    angle_of = lambda w: theory.angle(w[:, 0], teacher[0][0][:, 0])
+    angle_of = lambda w: closed_forms.angle(w[:, 0], teacher[0][0][:, 0])
     theta, theta_dot = jax.jit(lambda w, dw: jax.jvp(angle_of, (w,), (dw,)))(student[0][0], velocity[0][0])
-    predicted = theory.worst_case_angle_rate(
+    predicted = closed_forms.worst_case_angle_rate(
         float(theta), np.linalg.norm(student[0][0]), 0.7, np.linalg.norm(teacher[0][0]), 1.4, DATA_STD
     )
     np.testing.assert_allclose(theta_dot, predicted, rtol=1e-10)
@@ -218,11 +224,11 @@ def test_lotka_volterra_rate_at_balanced_point(scalar_nets):
 
     @jax.jit
     def rate_of(weights, teacher_weights, teacher_fan_out):
-        return theory.lotka_volterra_rate(
+        return closed_forms.lotka_volterra_rate(
             jnp.sum(weights**2, 0),
             signs,
-            theory.self_angle_matrix(weights),
-            theory.angle_matrix(weights, teacher_weights),
+            closed_forms.self_angle_matrix(weights),
+            closed_forms.angle_matrix(weights, teacher_weights),
             teacher_fan_out,
             jnp.linalg.norm(teacher_weights, axis=0),
             DATA_STD,
@@ -237,7 +243,7 @@ def test_closed_forms_vmap_equals_loop(small_nets):
     student, teacher = small_nets
     scales = np.array([0.5, 1.0, 2.0])
     students = jax.tree.map(lambda a: jnp.asarray(scales.reshape((-1,) + (1,) * a.ndim) * np.asarray(a)), student)
-    batched = jax.jit(jax.vmap(theory.population_loss, (0, None, None)))(students, teacher, DATA_STD)
+    batched = jax.jit(jax.vmap(closed_forms.population_loss, (0, None, None)))(students, teacher, DATA_STD)
     looped = [
         population_loss(jax.tree.map(lambda a, s=s: jnp.asarray(s * np.asarray(a)), student), teacher, DATA_STD)
         for s in scales

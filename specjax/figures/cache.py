@@ -272,15 +272,15 @@ def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress
 def conv_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn | None) -> Cached:
     """:func:`specjax.realdata.experiment.run_conv_experiment` for ``cfg`` (seed ``cfg.seed``), cached in
     ``directory/results.npz``; arrays as that function documents (at least :data:`CONV_ARRAYS`)."""
-    from specjax.realdata import experiment as realdata
+    from specjax.realdata import experiment
 
-    realdata.check_conv_config(cfg)
+    experiment.check_conv_config(cfg)
 
     def compute() -> dict[str, np.ndarray]:
         import jax
 
         if progress is not None:
             progress(f"figure 13: conv teacher and students on {cfg.dataset}")
-        return realdata.run_conv_experiment(cfg, jax.random.key(int(cfg.seed)))
+        return experiment.run_conv_experiment(cfg, jax.random.key(int(cfg.seed)))
 
     return npz_results(directory, plain_config(cfg), compute, CONV_ARRAYS)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from specjax import store  # noqa: E402
-from specjax.config import SWEPT_FIELDS  # noqa: E402
+from specjax.config import SWEPT_FIELDS, setting_label, varying_fields  # noqa: E402
 from specjax.core import metrics  # noqa: E402
 from specjax.engine import HPARAM_LABELS as LABELS  # noqa: E402
 from specjax.errors import StoreError  # noqa: E402
@@ -59,17 +59,6 @@ def save(fig, path_prefix: str | Path, formats: Sequence[str] = ("png", "pdf")) 
         return [save_as(fig, path_prefix.parent / f"{path_prefix.name}.{fmt}") for fmt in formats]
     finally:
         plt.close(fig)
-
-
-def setting_label(group: dict, varying: Sequence[str]) -> str:
-    """Legend label of a summary group from the swept fields that take several values."""
-    return ", ".join(f"{LABELS[f]}={group[f]:g}" for f in varying) or "run"
-
-
-def varying_fields(groups: Sequence[dict]) -> list[str]:
-    """Swept fields that take more than one value across ``groups`` (teacher polarity always shown)."""
-    out = [f for f in SWEPT_FIELDS if len({g[f] for g in groups}) > 1]
-    return out or ["teacher_polarity"]
 
 
 #: Markers cycled over the curves of one panel, so curves that coincide (all nodes covered, say) stay visible.

@@ -189,7 +189,7 @@ def _figures(result) -> str:
 
 
 def _settings_table(result) -> str:
-    from specjax.figures.plots import varying_fields
+    from specjax.config import varying_fields
 
     groups = result.summary["groups"]
     varying = varying_fields(groups)
@@ -232,7 +232,7 @@ def _settings_table(result) -> str:
 
 
 def _divergence(result) -> str:
-    from specjax.figures.plots import setting_label, varying_fields
+    from specjax.config import setting_label, varying_fields
 
     groups = result.summary["groups"]
     varying = varying_fields(groups)

@@ -56,7 +56,7 @@ def check_target(target_ci: float, max_seeds: int, seeds: int) -> None:
 
 def widths(summary: dict) -> list[Width]:
     """Every setting's :class:`Width`, in ``summary['groups']`` order."""
-    from specjax.figures.plots import setting_label, varying_fields
+    from specjax.config import setting_label, varying_fields
 
     groups = summary["groups"]
     varying = varying_fields(groups)

@@ -35,7 +35,7 @@ _pending = _Pending()
 
 def request_stop(error: Exception) -> None:
     """Asks the training loop to stop at its next safe point and raise ``error`` there (for example a peer process
-    of a multi-controller sweep died: :class:`specjax.sweep.distribute.PeerLost`)."""
+    of a multi-controller sweep died: :class:`specjax.errors.PeerLost`)."""
     _pending.error = error
 
 

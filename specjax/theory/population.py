@@ -29,11 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from specjax import engine as train
+from specjax import engine
 from specjax.core import networks
 from specjax.core.networks import Params
-from specjax.errors import SpecjaxError
-from specjax.theory import closed_forms as theory
+from specjax.errors import FlowDivergenceError
+from specjax.theory import closed_forms
 
 Array = jax.Array
 VectorField = Callable[[Array, object], object]
@@ -80,10 +80,10 @@ def record_trajectory(
     def one(student):
         weights, fan_out = student[0][0], student[1][0]
         return (
-            theory.angle_matrix(weights, teacher[0][0]),
+            closed_forms.angle_matrix(weights, teacher[0][0]),
             jnp.linalg.norm(weights, axis=0),
             jnp.linalg.norm(fan_out, axis=1),
-            theory.population_loss(student, teacher, data_std),
+            closed_forms.population_loss(student, teacher, data_std),
         )
 
     angles, weight_norms, fan_out_norms, loss = jax.vmap(one)(students)
@@ -95,7 +95,7 @@ def population_vector_field(teacher: Params, data_std: Array) -> VectorField:
 
     def field(t, student):
         del t
-        return theory.population_negative_gradient(student, teacher, data_std)
+        return closed_forms.population_negative_gradient(student, teacher, data_std)
 
     return field
 
@@ -246,10 +246,6 @@ def make_population_flow(
 FLOW_LOSS_RISE_RTOL = 1e-8
 
 
-class FlowDivergenceError(SpecjaxError):
-    """The integrated population flow is not a descent: its loss rose between records (the RK4 step is too large)."""
-
-
 def check_flow_descends(time: np.ndarray, loss: np.ndarray) -> np.ndarray:
     """Host-side check of a recorded flow; returns ``loss`` unchanged.
 
@@ -300,7 +296,7 @@ class SgdFlowComparison(NamedTuple):
     teacher: Params
 
 
-def _check_comparable(spec: train.Spec) -> None:
+def _check_comparable(spec: engine.Spec) -> None:
     problems = []
     if spec.teacher != "two_layer" or len(spec.teacher_widths) != 1:
         problems.append("teacher must be 'two_layer'")
@@ -319,12 +315,12 @@ def _check_comparable(spec: train.Spec) -> None:
 
 
 def make_sgd_flow_comparison(
-    spec: train.Spec,
+    spec: engine.Spec,
     num_records: int,
     steps_per_record: int,
     flow_steps_per_record: int | None = None,
     keep_students: bool = False,
-) -> Callable[[train.Hparams, Array], SgdFlowComparison]:
+) -> Callable[[engine.Hparams, Array], SgdFlowComparison]:
     """A pure ``compare(hp, key) -> SgdFlowComparison`` for one run of the engine; vmap it over keys/settings.
 
     The run is built by :func:`specjax.engine.run.init_run` from ``(spec, hp, key)`` -- teacher, finite training set and
@@ -358,12 +354,12 @@ def make_sgd_flow_comparison(
         flow_steps_per_record = steps_per_record
     time_per_step_factor = 1.0 if spec.loss == "half_sse" else 2.0 / spec.c
 
-    def compare(hp: train.Hparams, key: Array) -> SgdFlowComparison:
-        teacher, dataset, state = train.init_run(spec, hp, key)
+    def compare(hp: engine.Hparams, key: Array) -> SgdFlowComparison:
+        teacher, dataset, state = engine.init_run(spec, hp, key)
         student0 = state.student
 
         def chunk(run_state, _):
-            run_state, _ = train.train_steps(spec, steps_per_record, run_state, teacher, dataset, hp)
+            run_state, _ = engine.train_steps(spec, steps_per_record, run_state, teacher, dataset, hp)
             return run_state, run_state.student
 
         _, snapshots = jax.lax.scan(chunk, state, None, length=num_records)
