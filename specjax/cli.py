@@ -181,14 +181,12 @@ def _cluster_int(value: int | None, flag: str, variable: str, minimum: int) -> i
     return number
 
 
-def _tell_peers(error: SpecjaxError) -> None:
-    """Multi-process: the other processes stop with one line naming this one
-    (:func:`specjax.sweep.distribute.report_failure`); nothing otherwise."""
+def _tell_peers(error: SpecjaxError, on_refusal: Callable[[SpecjaxError], None] | None) -> None:
+    """Multi-process: ``on_refusal(error)`` so that the other processes stop with one line naming this one (the
+    sweep passes :func:`specjax.sweep.distribute.report_failure`); nothing otherwise."""
     jax = sys.modules.get("jax")
-    if jax is not None and jax.distributed.is_initialized():
-        from specjax.sweep import distribute
-
-        distribute.report_failure(error)
+    if on_refusal is not None and jax is not None and jax.distributed.is_initialized():
+        on_refusal(error)
 
 
 def define_distributed_flags() -> None:
@@ -352,14 +350,21 @@ def flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
     return parse
 
 
-def run(main: Callable[[list[str]], None], prog: str, compilation_cache: str | None = None) -> None:
+def run(
+    main: Callable[[list[str]], None],
+    prog: str,
+    compilation_cache: str | None = None,
+    on_refusal: Callable[[SpecjaxError], None] | None = None,
+) -> None:
     """``app.run`` with one-line errors for bad flags and for every :class:`~specjax.errors.SpecjaxError`.
 
     SIGINT/SIGTERM stop with one line and status 130/143; a sweep resumes from its last checkpoint when re-run. A
     file-system error that escaped the library (``OSError``) is also one line naming the path, status 2.
 
     ``compilation_cache`` is the program's default for ``--compilation_cache`` (``None``: the user's cache folder;
-    the benchmark passes ``'none'`` so that its compile times are measured, not loaded).
+    the benchmark passes ``'none'`` so that its compile times are measured, not loaded). ``on_refusal`` is called
+    with a refusal before the one line is printed when this is one process of a multi-process run (the sweep tells
+    its peers: :func:`specjax.sweep.distribute.report_failure`; ``cli`` sits below the sweep and does not import it).
     """
 
     def guarded(argv):
@@ -379,7 +384,7 @@ def run(main: Callable[[list[str]], None], prog: str, compilation_cache: str | N
             configure_compilation_cache(f.compilation_cache if f["compilation_cache"].present else compilation_cache)
             main(argv)
         except SpecjaxError as e:
-            _tell_peers(e)
+            _tell_peers(e, on_refusal)
             fail(prog, str(e), at_once=getattr(e, "exit_at_once", False))
         except KeyboardInterrupt as e:
             status = getattr(e, "exit_status", 130)

@@ -15,7 +15,7 @@ import pytest
 from helpers import CLI_ENV, ROOT, TINY, assert_refusal, listing, run_module, run_module_cases, tiny_config
 
 from specjax import cli, store, sweep
-from specjax.errors import SpecjaxError, StoreError, SweepError
+from specjax.errors import PeerLost, SpecjaxError, StoreError, SweepError
 from specjax.sweep import checkpoint, shards
 from specjax.sweep.run import local_mesh
 from specjax.sweep.workdir import prepare_workdir
@@ -120,7 +120,7 @@ def test_every_process_compares_the_sweep_identities_before_writing():
         distribute.check_same_sweep(client, mine, 1, 3)
     # A process that refused (its config, its workdir) reports it; the others stop with its line instead of waiting.
     client = FakeClient({"specjax/failed/1": "config.lr: values must be > 0, got -1"})
-    with pytest.raises(distribute.PeerLost, match=r"^distributed: process 1 stopped: config\.lr: values must be > 0"):
+    with pytest.raises(PeerLost, match=r"^distributed: process 1 stopped: config\.lr: values must be > 0"):
         distribute.check_same_sweep(client, mine, 0, 2)
 
 

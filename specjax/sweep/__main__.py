@@ -185,7 +185,9 @@ def run_cli() -> None:
         "max_seeds", adaptive.DEFAULT_MAX_SEEDS, "... or the sweep has this many seeds (with --target_ci)."
     )
     flags.mark_flags_as_required(["config", "workdir"])
-    cli.run(main, "specjax.sweep")
+    from specjax.sweep import distribute
+
+    cli.run(main, "specjax.sweep", on_refusal=distribute.report_failure)
 
 
 if __name__ == "__main__":
