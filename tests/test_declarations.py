@@ -65,7 +65,9 @@ def test_every_swept_derivation_reads_the_declaration():
 
 
 #: The last row of the declaration table, after which the tests add one.
-LAST_SWEPT_ROW = '    SweptField("weight_decay", 0.0, "wd", 0.0, True, "decoupled weight decay rate (0 = none)"),\n'
+LAST_SWEPT_ROW = (
+    '    SweptField("weight_decay", 0.0, "wd", "weight decay", 0.0, True, "decoupled weight decay rate (0 = none)"),\n'
+)
 STEP_GRADIENT = "        loss, grads = loss_and_grad(spec, state.student, x, y)\n"
 
 
@@ -78,7 +80,8 @@ def test_a_new_swept_field_is_one_row_and_its_use_in_the_step(tmp_path):
             "engine/run.py": [
                 (
                     LAST_SWEPT_ROW,
-                    LAST_SWEPT_ROW + '    SweptField("grad_scale", 1.0, "gs", 0.0, False, "gradient factor"),\n',
+                    LAST_SWEPT_ROW
+                    + '    SweptField("grad_scale", 1.0, "gs", "gradient scale", 0.0, False, "gradient factor"),\n',
                 ),
                 (STEP_GRADIENT, STEP_GRADIENT + "        grads = jax.tree.map(lambda g: g * hp.grad_scale, grads)\n"),
             ]
@@ -112,6 +115,7 @@ def test_a_new_swept_field_is_one_row_and_its_use_in_the_step(tmp_path):
         print(json.dumps(dict(
             default=list(default), refusal=refusal, values=a["grad_scale"].tolist(),
             train_loss=a["train_loss"][:, 0, -1].tolist(), dims=list(ds.sizes), run=run.settings["grad_scale"],
+            long_name=ds["grad_scale"].attrs.get("long_name"),
             label=HPARAM_LABELS["grad_scale"], table=config.swept_fields_markdown(),
         )))
         """,
@@ -121,6 +125,7 @@ def test_a_new_swept_field_is_one_row_and_its_use_in_the_step(tmp_path):
     assert out["values"] == [1.0, 0.5]
     assert out["train_loss"][0] != out["train_loss"][1]  # the field reached the step
     assert "grad_scale" in out["dims"] and out["run"] == 0.5 and out["label"] == "gs"
+    assert out["long_name"] == "gradient scale"
     assert "| `grad_scale` | (1.0,) | > 0 | gs | gradient factor |" in out["table"]
 
 

@@ -129,6 +129,7 @@ class SweptField(NamedTuple):
       name: the config field and the :class:`Hparams` attribute.
       default: the paper's value (the config's default is the one-value sequence ``(default,)``).
       label: the short name figures print in legends.
+      long_name: the axis label of its coordinate in the named views (CF ``long_name``).
       low: the smallest allowed value; ``low_inclusive``: whether ``low`` itself is allowed (validation).
       doc: what the value is, for docstrings and docs/cli.md's table.
     """
@@ -136,6 +137,7 @@ class SweptField(NamedTuple):
     name: str
     default: float
     label: str
+    long_name: str
     low: float
     low_inclusive: bool
     doc: str
@@ -146,12 +148,12 @@ class SweptField(NamedTuple):
 #: swept fields all derive from this table. A new field is one row here plus its use in :func:`init_run` or
 #: :func:`train_steps` (``hp.<name>``, a scalar per run).
 SWEPT: tuple[SweptField, ...] = (
-    SweptField("teacher_polarity", 0.0, "p", 0.0, True, "fan-out of teacher node j divided by (j+1)^p (Eqn 13)"),
-    SweptField("lr", 0.01, "lr", 0.0, False, "learning rate"),
-    SweptField("data_std", 1.5, "std", 0.0, False, "standard deviation of the input distribution"),
-    SweptField("init_scale", 0.005, "init", 0.0, True, "standard deviation of the Gaussian student initialisation"),
-    SweptField("momentum", 0.9, "mom", 0.0, True, "momentum (optimizer 'momentum')"),
-    SweptField("weight_decay", 0.0, "wd", 0.0, True, "decoupled weight decay rate (0 = none)"),
+    SweptField("teacher_polarity", 0.0, "p", "teacher polarity p", 0.0, True, "node j's fan-out / (j+1)^p (Eqn 13)"),
+    SweptField("lr", 0.01, "lr", "learning rate", 0.0, False, "learning rate"),
+    SweptField("data_std", 1.5, "std", "input standard deviation", 0.0, False, "std of the input distribution"),
+    SweptField("init_scale", 0.005, "init", "student initialisation scale", 0.0, True, "std of the Gaussian init"),
+    SweptField("momentum", 0.9, "mom", "momentum", 0.0, True, "momentum (optimizer 'momentum')"),
+    SweptField("weight_decay", 0.0, "wd", "weight decay", 0.0, True, "decoupled weight decay rate (0 = none)"),
 )
 
 

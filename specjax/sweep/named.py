@@ -24,7 +24,7 @@ import numpy as np
 
 from specjax import config as config_lib
 from specjax.core import metrics
-from specjax.engine import Hparams, Spec, eval_inputs, seed_key
+from specjax.engine import SWEPT, Hparams, Spec, eval_inputs, seed_key
 from specjax.errors import ArgumentError, SpecjaxError
 from specjax.sweep.schema import ARRAYS, S_N, SPECS, key
 
@@ -50,12 +50,7 @@ def _require(module: str):
 #: carry no ``units``).
 COORD_ATTRS: dict[str, dict[str, str]] = {
     "over_realization": {"long_name": "over-realization (student width / teacher width)"},
-    "teacher_polarity": {"long_name": "teacher polarity p"},
-    "lr": {"long_name": "learning rate"},
-    "data_std": {"long_name": "input standard deviation"},
-    "init_scale": {"long_name": "student initialisation scale"},
-    "momentum": {"long_name": "momentum"},
-    "weight_decay": {"long_name": "weight decay"},
+    **{f.name: {"long_name": f.long_name} for f in SWEPT},  # the swept fields' declaration
     "seed": {"long_name": "seed index"},
     "epoch": {"long_name": "epoch"},
     "threshold": {"long_name": "correlation threshold"},
