@@ -171,6 +171,15 @@ if os.geteuid() != 0:  # root writes into read-only folders
         ("workdir_read_only", [], r"/ro/wd: workdir cannot be written \(Permission denied\)", "read_only")
     )
 
+#: The cases whose refusal comes after the flags are parsed, where ``--dry_run`` could take another path: each is run
+#: again with it (the config-value cases are refused by the same validation before ``--dry_run`` is looked at).
+DRY_CASES = [
+    c[0]
+    for c in SWEEP_CASES
+    if c[3] != "new"
+    or c[0] in ("too_many_devices", "log_file_is_a_directory", "shard_overwrite", "target_ci_sharded", "cpus_zero")
+]
+
 CONFIG_FILE_CASES = [
     ("config_file_missing", "missing.py", None, r"--config: config file not found: .*missing\.py"),
     ("config_file_syntax", "syntax.py", "def get_config(:\n", r"cannot load config file .*syntax\.py \(SyntaxError"),
@@ -218,16 +227,29 @@ def sweep_results(tmp_path_factory):
         meta[case_id] = (base / "wd", listing(base))
         argvs.append([f"--config={path}", f"--workdir={base / 'wd'}"])
     argvs.append([f"--config={TINY}"])  # no --workdir
+    dry = [[*argv, "--dry_run"] for case_id, argv in zip(meta, argvs, strict=False) if case_id in DRY_CASES]
     with workdir_lock(locked):  # held by this process, as by another running sweep
-        out = run_module_cases(SWEEP, argvs)
+        out = run_module_cases(SWEEP, argvs + dry)
+    out, dry_out = out[: len(argvs)], out[len(argvs) :]
     results = {case_id: (r, *meta[case_id]) for case_id, r in zip(meta, out[:-1], strict=True)}
     results["workdir_missing"] = (out[-1], None, None)
+    results |= {f"{case_id}/dry": (r, None, None) for case_id, r in zip(DRY_CASES, dry_out, strict=True)}
     yield results, root
     for path in root.rglob("ro"):
         path.chmod(0o700)
 
 
 PATTERNS = {c[0]: c[2] for c in SWEEP_CASES} | {c[0]: c[3] for c in CONFIG_FILE_CASES}
+
+
+@pytest.mark.parametrize("case_id", DRY_CASES)
+def test_dry_run_refuses_what_the_command_refuses(sweep_results, case_id):
+    """Issue 19.10: ``--dry_run`` takes the command's checks (flags, log file, devices, workdir, lock, checkpoints):
+    the same one line on stderr and exit status 2 (the plan may come first on stdout), and nothing written (the case's
+    folder is compared after both runs in ``test_sweep_refusal``)."""
+    results, _ = sweep_results
+    real, dry = results[case_id][0], results[f"{case_id}/dry"][0]
+    assert dry["rc"] == 2 and dry["stderr"] == real["stderr"], (real, dry)
 
 
 @pytest.mark.parametrize("case_id", list(PATTERNS))

@@ -68,8 +68,20 @@ def print_plan(cfg, workdir: str, overwrite: bool, num_shards: int, shard_index:
     )
 
 
+def check_log_file(path: str | None) -> None:
+    """Refuses a ``--log_file`` that cannot be opened for appending (a directory, a missing folder), writing nothing;
+    the real command and ``--dry_run`` alike."""
+    if not path:
+        return
+    if Path(path).is_dir():
+        raise StoreError(f"{path}: cannot open the log file (Is a directory)")
+    if not Path(path).parent.is_dir():
+        raise StoreError(f"{path}: cannot open the log file (No such file or directory)")
+
+
 def attach_log_file(path: str | None) -> None:
     """``--log_file``: progress and absl INFO messages are appended to ``path`` as well."""
+    check_log_file(path)
     if not path:
         return
     import logging as std_logging
@@ -111,6 +123,7 @@ def main(argv: list[str]) -> None:
                 "then grow the finished sweep with --target_ci in one process)"
             )
     enable_float64()
+    check_log_file(f.log_file)
     if f.dry_run:
         print_plan(cfg, f.workdir, f.overwrite, f.num_shards, f.shard_index)
         if f.target_ci is not None:

@@ -28,33 +28,45 @@ from specjax.sweep.summary import load_config
 from specjax.sweep.workdir import assess_workdir, sweep_id
 
 
-def _check_not_locked(workdir: Path) -> None:
-    """Refuses, as :func:`specjax.sweep.workdir.workdir_lock` would, a workdir another sweep holds; takes the lock
-    for an instant only (a shared ``flock`` on the folder, which writes nothing) and releases it."""
+def lock_held(path: Path) -> bool | None:
+    """Whether a process holds an ``flock`` on ``path`` (a sweep's workdir or a shard's lock file), read from
+    ``/proc/locks`` without taking any lock (a probe lock, even shared and brief, could make a sweep starting at that
+    instant refuse its workdir); ``None`` where that file is unavailable (not Linux) or ``path`` does not exist."""
     try:
-        import fcntl
-    except ImportError:
-        return
-    if not workdir.is_dir():
-        return
-    fd = os.open(workdir, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        st = os.stat(path)
+        with open("/proc/locks") as f:
+            table = f.read()
     except OSError:
-        raise SweepError(f"{workdir}: workdir is in use by another running sweep; wait for it or stop it") from None
-    finally:
-        os.close(fd)
+        return None
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    return any(line.split()[1] == "FLOCK" and ident in line.split() for line in table.splitlines() if "->" not in line)
+
+
+def _check_not_locked(workdir: Path) -> None:
+    """Refuses, as :func:`specjax.sweep.workdir.workdir_lock` would, a workdir another sweep holds (read from
+    ``/proc/locks``; takes no lock)."""
+    if workdir.is_dir() and lock_held(workdir):
+        raise SweepError(f"{workdir}: workdir is in use by another running sweep; wait for it or stop it")
 
 
 def _writable(workdir: Path) -> None:
-    """Refuses a workdir the real command could not create or write (checked with ``os.access``, writing nothing)."""
+    """Refuses a workdir the real command could not create or write, with its message
+    (:func:`specjax.store.check_writable`), writing nothing: a part of the path is a file, a name is too long, or
+    the nearest existing folder is not writable."""
     from specjax.errors import StoreError
 
+    def refuse(reason: str):
+        raise StoreError(f"{workdir}: workdir cannot be written ({reason})")
+
+    if any(len(part.encode()) > 255 for part in workdir.parts):
+        refuse("File name too long")
     probe = workdir
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise StoreError(f"{workdir}: workdir cannot be written (permission denied)")
+    if probe != workdir and not probe.is_dir():
+        refuse("Not a directory")
+    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
+        refuse("Permission denied")
 
 
 def _wave_progress(cfg, workdir: Path, plans: list[GroupPlan]) -> list[tuple[GroupPlan, int, int, bool]]:
