@@ -97,6 +97,7 @@ def test_status_of_a_running_a_sharded_and_a_finished_sweep(tmp_path):
     from helpers import assert_refusal, listing, run_module
 
     from specjax.sweep.status import status
+    from specjax.sweep.workdir import workdir_lock
 
     cfg = small_config(checkpoint_every_s=1e9)
     wd = tmp_path / "wd"
@@ -109,6 +110,9 @@ def test_status_of_a_running_a_sharded_and_a_finished_sweep(tmp_path):
     assert listing(wd) == before
     assert "unfinished; last evaluation logged" in text, text
     assert re.search(r"whole sweep: 0/4 runs finished, epochs 2-2 reached; ~\d\d:\d\d:\d\d left", text), text
+    assert "(not running: no process holds its lock)" in text
+    with workdir_lock(wd):  # as a running sweep holds it
+        assert "left (running)" in status(wd)
     assert "compiling" not in text  # its group has started
     logged = {(x["setting"], x["epoch"]): x for x in read_lines(wd / "metrics.jsonl")}
     for s, lr in enumerate((0.05, 0.1)):

@@ -9,8 +9,9 @@ rate (mean over teacher nodes, and per node), merged across shards, processes an
 measured (the CPU cost model before any rate is logged) plus compiling every group that has not started. A
 finished sweep's table comes from ``summary.json`` (with its Wilson intervals when present).
 
-It only reads: no lock is taken, nothing is written, and a half-written last line of a log is skipped, so it is
-safe beside a running sweep, its shards and processes. Never imported by the package (``-m`` runs it once).
+Whether a process is training each unfinished unit is read from ``/proc/locks`` (the workdir's or the shard's
+lock held). It only reads: no lock is taken, nothing is written, and a half-written last line of a log is skipped,
+so it is safe beside a running sweep, its shards and processes. Never imported by the package (``-m`` runs it once).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from specjax import store
 from specjax.errors import StoreError
 from specjax.sweep import grow, metrics_log, preflight, shards
 from specjax.sweep.checkpoint import grow_dir
+from specjax.sweep.dryrun import lock_held
 from specjax.sweep.plan import GroupPlan, plan_groups, step_cost
 from specjax.sweep.progress import format_duration
 from specjax.sweep.summary import load_config
@@ -152,12 +154,17 @@ def status(workdir: str | Path, now: float | None = None) -> str:
         if growing is not None and unit is None:
             name = "growth"
         state = "" if done >= total else f", epochs {min(reached, default=0)}-{max(reached, default=0)} reached"
+        if done >= total and not (done_mark or finished):
+            state = "; its results are not written yet (re-running its command writes them)"
         extra = ""
         if done < total:
             eta_s.append(left_s)
             extra = f"; ~{format_duration(left_s)} left" + (
                 f" (incl. compiling {compiling} group(s))" if compiling else ""
             )
+        if done < total:
+            held = lock_held(wd if unit is None else shards.lock_path(wd, unit))
+            extra += "" if held is None else " (running)" if held else " (not running: no process holds its lock)"
         out.append(f"  {name}: {done}/{total} runs finished{state}{extra}")
     if growing is not None:
         reused = total_runs - sum(len(p.trained) for p in growing)
