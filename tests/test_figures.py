@@ -8,6 +8,8 @@ tested in test_realdata.py, beside the real-data experiment it shares (trained o
 
 import functools
 import json
+import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -21,9 +23,10 @@ import pytest
 from specjax import figures
 from specjax.config import SWEPT_FIELDS
 from specjax.core import metrics, networks, teachers
-from specjax.errors import FigureError, StoreError
+from specjax.errors import ConfigError, FigureError, SpecjaxError, StoreError
 from specjax.figures import numbers as figure_numbers
-from specjax.figures import plots
+from specjax.figures import plots, table
+from specjax.realdata import images as image_data
 from specjax.sweep.schema import key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -394,3 +397,114 @@ def test_fig12_weak_teachers_get_distinct_colours_at_polarity_2():
     gaps = [np.abs(weakest[i] - weakest[i + 1]).max() for i in range(len(weakest) - 1)]
     assert min(gaps) > 0.02, gaps  # linear in strength, the five weakest got one colour (gaps < 0.01)
     assert all(np.abs(rgb[i] - rgb[i + 1]).max() > 0.02 for i in range(9))  # sequential: neighbours differ
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--figure=population", "--config.rk4_step_sgd_steps=0"], r"config\.rk4_step_sgd_steps: must be a positive"),
+        (["--figure=13", "--config.eval_fraction=1.5"], r"config\.eval_fraction: expected a finite number in \(0, 1\)"),
+        (["--figure=9", "--config.lr=-1"], r"config\.lr: values must be > 0, got -1"),
+    ],
+    ids=["population_rk4_zero", "fig13_eval_fraction", "fig9_negative_lr"],
+)
+def test_command_line_refuses_a_bad_figure_config_before_creating_anything(tmp_path, args, message):
+    workdir = tmp_path / "new"
+    done = _figures_cli(*args, "--scale=test", f"--workdir={workdir}")
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.count("\n") == 1 and re.search(message, done.stderr), done.stderr
+    assert not workdir.exists()
+
+
+def shipped_config(figure: str, scale: str = "test", **overrides):
+    cfg = figures.load_config(table.figure(figure).config, scale)
+    for field, value in overrides.items():
+        cfg[field] = value
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "figure, overrides, message",
+    [
+        ("population", {"rk4_step_sgd_steps": 0}, r"rk4_step_sgd_steps: must be a positive integer dividing "),
+        ("population", {"rk4_step_sgd_steps": -3}, r"rk4_step_sgd_steps: .* got -3$"),
+        ("population", {"rk4_step_sgd_steps": 3}, r"rk4_step_sgd_steps: .*dividing steps_per_epoch=50 .* got 3$"),
+        ("population", {"use_bias": True}, r"config\.use_bias: must be False"),
+        ("population", {"activation": "leaky_relu"}, r"config\.activation: must be 'relu'"),
+        ("population", {"optimizer": "adam"}, r"config\.optimizer: must be 'sgd' or 'gd'"),
+        ("population", {"over_realization": (1, 2)}, r"config\.over_realization: figure population takes one value"),
+        ("population", {"lr": (0.05, 0.1)}, r"config\.lr: figure population takes one value"),
+        ("population", {"seeds": 0}, r"config\.seeds: must be an integer >= 1"),
+        ("13", {"eval_fraction": 1.5}, r"config\.eval_fraction: expected a finite number in \(0, 1\), got 1\.5$"),
+        ("13", {"eval_fraction": float("nan")}, r"config\.eval_fraction: expected a finite number"),
+        ("13", {"eval_fraction": 0.0005}, r"config\.eval_fraction: .*holds out 1 of the 1797 digits"),
+        ("13", {"batch_size": 5000}, r"config\.batch_size: 5000 is larger than the 1438 training digits"),
+        (
+            "13",
+            {"student_learning_rate": -1.0},
+            r"config\.student_learning_rate: expected a finite number in \(0, inf\)",
+        ),
+        ("13", {"teacher_learning_rate": float("inf")}, r"config\.teacher_learning_rate: expected a finite number"),
+        ("13", {"student_momentum": 1.0}, r"config\.student_momentum: expected a finite number in \[0, 1\)"),
+        (
+            "13",
+            {"teacher_channel_sparsity": -0.1},
+            r"config\.teacher_channel_sparsity: expected a finite number in \[0",
+        ),
+        ("13", {"prune_min_relative_strength": 2.0}, r"config\.prune_min_relative_strength: .*\[0, 1\]"),
+        ("13", {"prune_ratios": (0.5,)}, r"config\.prune_ratios: expected None or 3 fractions"),
+        ("13", {"prune_ratios": (0.5, 1.0, 0.2)}, r"config\.prune_ratios: fractions must be in \[0, 1\)"),
+        ("13", {"num_seeds": 0}, r"config\.num_seeds: expected an integer >= 1, got 0"),
+        ("13", {"student_epochs": -1}, r"config\.student_epochs: expected an integer >= 0"),
+        ("13", {"seed": -1}, r"config\.seed: expected an integer in \[0, 2\*\*32\)"),
+        ("9", {"lr": (-1.0,)}, r"config\.lr: values must be > 0"),
+        ("9", {"lr": (0.01, 0.02)}, r"config\.lr: figure 9 takes one value \(only over_realization and teacher_pol"),
+        ("7", {"init_scale": (0.1, 0.2)}, r"config\.init_scale: figure 7 takes one value"),
+        ("10", {"data_std": (1.0, 2.0)}, r"config\.data_std: figure 10 takes one value"),
+        ("12", {"over_realization": (1, 5)}, r"config\.over_realization: figure 12 takes one value"),
+        ("11", {"teacher_polarity": (1.0, 2.0)}, r"config\.teacher_polarity: figure 11 takes one value \(it draws one"),
+        ("11", {"teacher": "deep"}, r"config\.teacher: figure 11 draws a 'two_layer' teacher, got 'deep'"),
+        ("8", {"teacher": "two_layer"}, r"config\.teacher: figure 8 draws a 'deep' teacher"),
+    ],
+)
+def test_bad_figure_configs_are_refused_before_anything_is_created(tmp_path, figure, overrides, message):
+    workdir = tmp_path / "new"
+    with pytest.raises(ConfigError, match=message):
+        figures.make_figure(figure, workdir, "test", progress=None, config=shipped_config(figure, **overrides))
+    assert not workdir.exists()
+
+
+def test_fig13_on_missing_cifar_files_is_refused_before_anything_is_created(tmp_path):
+    directory = tmp_path / "cifar"
+    directory.mkdir()
+    cfg = shipped_config("13", "cifar10", data_directory=str(directory))
+    with pytest.raises(FileNotFoundError, match="data_batch_1"):
+        figures.make_figure("13", tmp_path / "new", "cifar10", progress=None, config=cfg)
+    assert not (tmp_path / "new").exists()
+    cfg.data_directory = str(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        figures.make_figure("13", tmp_path / "new", "cifar10", progress=None, config=cfg)
+    assert not (tmp_path / "new").exists()
+
+
+def test_fig13_on_a_corrupt_cifar_file_is_one_store_error_and_leaves_no_results_folder(tmp_path):
+    directory = tmp_path / "cifar"
+    directory.mkdir()
+    for name in (*image_data.CIFAR10_TRAIN_BATCHES, image_data.CIFAR10_TEST_BATCH):
+        data = np.zeros((2, 3072), np.uint8)
+        (directory / name).write_bytes(pickle.dumps({b"data": data, b"labels": [0, 1]}, protocol=2))
+    (directory / "data_batch_2").write_bytes(b"\x80\x02}q\x00(U\x04data")  # a pickle cut short
+    cfg = shipped_config("13", "cifar10", data_directory=str(directory))
+    workdir = tmp_path / "out"
+    with pytest.raises(StoreError, match=rf"^{directory / 'data_batch_2'}: not a CIFAR-10 python batch \(") as info:
+        figures.make_figure("13", workdir, "cifar10", progress=None, config=cfg)
+    assert "\n" not in str(info.value)
+    assert list(workdir.iterdir()) == []  # the results folder, holding only its lock, was removed
+
+
+def test_population_flow_divergence_is_one_line_naming_the_rk4_step(tmp_path):
+    cfg = shipped_config("population", rk4_step_sgd_steps=50, epochs=4)  # one RK4 step per 50 SGD steps' time
+    with pytest.raises(SpecjaxError, match=r"^config\.rk4_step_sgd_steps: the population flow diverged \(") as info:
+        figures.make_figure("population", tmp_path, "test", progress=None, config=cfg)
+    assert "\n" not in str(info.value) and "smaller rk4_step_sgd_steps (now 50)" in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # no results folder left behind

@@ -13,9 +13,11 @@ every array against the schema), :func:`population_results` (:mod:`specjax.theor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -27,7 +29,8 @@ import numpy as np
 
 from specjax import config as config_lib
 from specjax import store
-from specjax.errors import FigureError, StoreError
+from specjax.errors import FigureError, FlowDivergenceError, StoreError
+from specjax.figures.checks import RK4_FIELD, check_population_config, population_sweep_config
 from specjax.sweep.progress import ProgressFn
 
 SCALES = ("test", "small", "paper")
@@ -170,14 +173,30 @@ def compute_or_load(
         raise FigureError(f"{directory}: results folder exists and is not a directory; move it away")
     if _held_config(directory, wanted) is not None and (directory / finished).is_file():
         return Cached(load(), directory, held_seconds(directory), False)
+    created = not directory.exists()
     store.check_writable(directory)
-    with WorkdirLock(directory / LOCK_NAME, "figure results folder"):
-        if _held_config(directory, wanted) is not None and (directory / finished).is_file():
-            return Cached(load(), directory, held_seconds(directory), False)  # another process just finished
-        start = time.perf_counter()
-        value = compute()
-        total = add_timing(directory, time.perf_counter() - start)
+    try:
+        with WorkdirLock(directory / LOCK_NAME, "figure results folder"):
+            if _held_config(directory, wanted) is not None and (directory / finished).is_file():
+                return Cached(load(), directory, held_seconds(directory), False)  # another process just finished
+            start = time.perf_counter()
+            value = compute()
+            total = add_timing(directory, time.perf_counter() - start)
+    except BaseException:
+        if created:
+            _remove_if_only_lock(directory)
+        raise
     return Cached(value, directory, total, True)
+
+
+def _remove_if_only_lock(directory: Path) -> None:
+    """Removes a results folder this call created when a failed computation left nothing in it but its lock file."""
+    try:
+        if {p.name for p in directory.iterdir()} <= {LOCK_NAME}:
+            (directory / LOCK_NAME).unlink(missing_ok=True)
+            directory.rmdir()
+    except OSError:
+        pass  # best effort: the refusal being raised matters more than the empty folder
 
 
 def sweep_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn | None) -> Cached:
@@ -221,6 +240,22 @@ def npz_results(
     )
 
 
+@contextlib.contextmanager
+def _quiet_callback_failures():
+    """Drops JAX's own log record (with a traceback) of a failing host callback while the block runs: the
+    failure reaches the caller as an exception, which says it in one line."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        return "pure_callback failed" not in record.getMessage()
+
+    logger = logging.getLogger("jax._src.callback")
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
 def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress: ProgressFn | None) -> Cached:
     """SGD vs the exact population flow for ``cfg.seeds`` runs
     (:func:`specjax.theory.population.make_sgd_flow_comparison`), cached in ``directory/results.npz``.
@@ -233,9 +268,9 @@ def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress
       arrays :data:`POPULATION_ARRAYS`: ``time``/``steps (T,)``, ``sgd_loss``/``flow_loss (N, T)``,
       ``sgd_angles``/``flow_angles (N, T, n, m)``, ``*_balancedness``, ``teacher_strength (N, m)``.
     """
+    check_population_config(cfg)
     rk4_every = int(cfg.rk4_step_sgd_steps)
-    sweep_cfg = ml_collections.ConfigDict({k: v for k, v in cfg.items() if k != "rk4_step_sgd_steps"})
-    config_lib.validate(sweep_cfg)
+    sweep_cfg = population_sweep_config(cfg)
 
     def compute() -> dict[str, np.ndarray]:
         import jax
@@ -248,12 +283,24 @@ def population_results(cfg: ml_collections.ConfigDict, directory: Path, progress
             progress(f"population: {cfg.seeds} seeds x {cfg.epochs * cfg.steps_per_epoch} SGD steps and the flow")
         spec = engine.Spec.from_config(sweep_cfg, sweep_cfg.over_realization[0])
         compare = population.make_sgd_flow_comparison(
-            spec, sweep_cfg.epochs, sweep_cfg.steps_per_epoch, max(1, sweep_cfg.steps_per_epoch // rk4_every)
+            spec, sweep_cfg.epochs, sweep_cfg.steps_per_epoch, sweep_cfg.steps_per_epoch // rk4_every
         )
         setting = config_lib.settings_grid(sweep_cfg)[0]
         hp = engine.Hparams.broadcast(sweep_cfg.seeds, sweep_cfg.dtype, **setting._asdict())
         keys = jax.vmap(engine.seed_key, (None, 0))(sweep_cfg.seed, jnp.arange(sweep_cfg.seeds))
-        out = jax.device_get(jax.jit(jax.vmap(compare))(hp, keys))
+        try:
+            with _quiet_callback_failures():
+                out = jax.device_get(jax.jit(jax.vmap(compare))(hp, keys))
+        except jax.errors.JaxRuntimeError as error:  # carries the host check's FlowDivergenceError message
+            marker = "FlowDivergenceError: "
+            if marker not in str(error):
+                raise
+            reason = str(error).split(marker)[-1].splitlines()[0].split("; the RK4 step")[0]
+            reason = reason.removeprefix("SGD-vs-flow: ")
+            raise FlowDivergenceError(
+                f"config.{RK4_FIELD}: the population flow diverged ({reason}); use a smaller "
+                f"rk4_step_sgd_steps (now {rk4_every}) or a smaller lr"
+            ) from None
         return {
             "time": np.asarray(out.time[0]),
             "steps": np.asarray(out.steps[0]),

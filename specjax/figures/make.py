@@ -31,6 +31,7 @@ from specjax import store
 from specjax.errors import FigureError, StoreError
 from specjax.figures import table
 from specjax.figures.cache import SCALES, jsonable, load_config, plain_config
+from specjax.figures.checks import check_figure_config
 from specjax.sweep.progress import ProgressFn
 
 __all__ = ["SCALES", "FigureError", "FigureOutput", "load_config", "make_figure", "variant_suffix"]
@@ -143,6 +144,8 @@ def make_figure(
     Raises:
       FigureError: unknown figure or scale, a config with unknown fields, results of another config in the
         results folder.
+      ConfigError: a config field the figure cannot use (:func:`specjax.figures.checks.check_figure_config`),
+        refused before anything is created.
       StoreError: an output path is a directory or cannot be written, or a results file is bad (names the file).
       config.ConfigError, sweep.SweepError: as :func:`specjax.sweep.run_sweep`.
     """
@@ -158,6 +161,7 @@ def make_figure(
             raise FigureError(f"seeds: {seeds!r} is not a seed count for figure {figure}")
         cfg.seeds = seeds
     variant = variant_suffix(shipped, cfg)
+    check_figure_config(figure, cfg)  # every field that can be wrong, before anything is created
     workdir = Path(workdir)
     directory = workdir / f"{name}-{scale}{variant}"
     prefix = f"{row.prefix}{variant}"

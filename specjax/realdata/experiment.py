@@ -41,7 +41,15 @@ from specjax.realdata.convnets import (
     predict_logits,
     prune_channels,
 )
-from specjax.realdata.images import NO_AUGMENTATION, Augmentation, ImageDataset, load_cifar10, load_digits
+from specjax.realdata.images import (
+    DIGITS_IMAGES,
+    NO_AUGMENTATION,
+    Augmentation,
+    ImageDataset,
+    check_cifar10_files,
+    load_cifar10,
+    load_digits,
+)
 from specjax.realdata.students import STUDENT_OPTIMIZERS, active_teacher_channels, layer_key, train_students
 from specjax.realdata.teacher import train_teacher
 
@@ -134,32 +142,120 @@ CONV_EXPERIMENT_SCALES = {
 }
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
+
+
+def _conv_field(config: Any, field: str):
+    """``config.<field>``; a missing attribute is refused by name."""
+    if not hasattr(config, field):
+        raise ConfigError(f"config.{field}: missing")
+    return getattr(config, field)
+
+
+def _check_conv_int(config: Any, field: str, minimum: int) -> None:
+    value = _conv_field(config, field)
+    if not _is_int(value) or value < minimum:
+        raise ConfigError(f"config.{field}: expected an integer >= {minimum}, got {value!r}")
+
+
+def _check_conv_number(config: Any, field: str, low: float, high: float, low_open: bool, high_open: bool) -> None:
+    """A finite number in the interval from ``low`` to ``high`` (open at the ends flagged)."""
+    value = _conv_field(config, field)
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    ok = _is_number(value) and np.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        raise ConfigError(f"config.{field}: expected a finite number in {interval}, got {value!r}")
+
+
+def _check_augmentation(config: Any, field: str) -> None:
+    """An :class:`Augmentation` (or its ``(pad, flip, noise_std)`` tuple): pad >= 0, flip a bool, noise_std >= 0."""
+    value = _conv_field(config, field)
+    try:
+        pad, flip, noise_std = value
+    except (TypeError, ValueError):
+        raise ConfigError(f"config.{field}: expected (pad, flip, noise_std), got {value!r}") from None
+    if not _is_int(pad) or pad < 0:
+        raise ConfigError(f"config.{field}: pad must be an integer >= 0, got {pad!r}")
+    if not isinstance(flip, bool | np.bool_):
+        raise ConfigError(f"config.{field}: flip must be True or False, got {flip!r}")
+    if not _is_number(noise_std) or not np.isfinite(noise_std) or noise_std < 0:
+        raise ConfigError(f"config.{field}: noise_std must be a finite number >= 0, got {noise_std!r}")
+
+
 def check_conv_config(config: Any) -> None:
-    """Refuses the first field of ``config`` that :func:`run_conv_experiment` cannot use.
+    """Refuses the first field of ``config`` that :func:`run_conv_experiment` cannot use, before anything runs.
+
+    Every field of :class:`ConvExperimentConfig` is checked for its type and range; for the digits, the split
+    must leave at least two evaluation images and a training set no smaller than a batch; for CIFAR-10,
+    ``data_directory`` must hold every batch file (their contents are checked when read).
 
     Raises:
       ConfigError: naming the field (``config.<field>: ...``).
+      FileNotFoundError: the CIFAR-10 directory or one of its batch files does not exist (names it).
     """
-    if config.dataset not in DATASETS:
-        raise ConfigError(f"config.dataset: unknown value {config.dataset!r}; expected one of {DATASETS}")
-    if config.dataset == "cifar10" and not config.data_directory:
+    dataset = _conv_field(config, "dataset")
+    if dataset not in DATASETS:
+        raise ConfigError(f"config.dataset: unknown value {dataset!r}; expected one of {DATASETS}")
+    directory = _conv_field(config, "data_directory")
+    if directory is not None and not isinstance(directory, str):
+        raise ConfigError(f"config.data_directory: expected a path, got {directory!r}")
+    if dataset == "cifar10" and not directory:
         raise ConfigError("config.data_directory: required for dataset='cifar10'")
-    if config.student_optimizer not in STUDENT_OPTIMIZERS:
+    if _conv_field(config, "student_optimizer") not in STUDENT_OPTIMIZERS:
         value, allowed = config.student_optimizer, STUDENT_OPTIMIZERS
         raise ConfigError(f"config.student_optimizer: unknown value {value!r}; expected one of {allowed}")
-    if config.conv_implementation not in IMPLEMENTATIONS:
+    if _conv_field(config, "conv_implementation") not in IMPLEMENTATIONS:
         value, allowed = config.conv_implementation, IMPLEMENTATIONS
         raise ConfigError(f"config.conv_implementation: unknown value {value!r}; expected one of {allowed}")
     for field in ("teacher_channels", "over_realizations"):
-        values = tuple(getattr(config, field))
-        if not values or any(not isinstance(v, int | np.integer) or v < 1 for v in values):
+        values = _conv_field(config, field)
+        values = tuple(values) if isinstance(values, list | tuple) else (values,)
+        if not values or any(not _is_int(v) or v < 1 for v in values):
             raise ConfigError(f"config.{field}: expected positive integers, got {values!r}")
     for field in ("num_seeds", "batch_size", "eval_batch_size", "correlation_samples"):
-        if getattr(config, field) < 1:
-            raise ConfigError(f"config.{field}: expected a positive integer, got {getattr(config, field)!r}")
+        _check_conv_int(config, field, 1)
     for field in ("teacher_epochs", "student_epochs"):
-        if getattr(config, field) < 0:
-            raise ConfigError(f"config.{field}: expected a non-negative integer, got {getattr(config, field)!r}")
+        _check_conv_int(config, field, 0)
+    _check_conv_number(config, "eval_fraction", 0.0, 1.0, True, True)
+    for field in ("teacher_learning_rate", "student_learning_rate"):
+        _check_conv_number(config, field, 0.0, np.inf, True, True)
+    for field in ("teacher_weight_decay", "teacher_channel_sparsity"):
+        _check_conv_number(config, field, 0.0, np.inf, False, True)
+    _check_conv_number(config, "student_momentum", 0.0, 1.0, False, True)
+    _check_conv_number(config, "prune_min_relative_strength", 0.0, 1.0, False, False)
+    for field in ("teacher_augmentation", "student_augmentation"):
+        _check_augmentation(config, field)
+    ratios = _conv_field(config, "prune_ratios")
+    if ratios is not None:
+        layers = len(tuple(config.teacher_channels))
+        if not isinstance(ratios, list | tuple) or len(ratios) != layers:
+            raise ConfigError(
+                f"config.prune_ratios: expected None or {layers} fractions (one per conv layer), got {ratios!r}"
+            )
+        if any(not _is_number(r) or not 0 <= r < 1 for r in ratios):
+            raise ConfigError(f"config.prune_ratios: fractions must be in [0, 1), got {tuple(ratios)!r}")
+    if hasattr(config, "seed") and (not _is_int(config.seed) or not 0 <= config.seed < 2**32):
+        raise ConfigError(f"config.seed: expected an integer in [0, 2**32), got {config.seed!r}")
+    if dataset == "digits":
+        num_eval = int(round(config.eval_fraction * DIGITS_IMAGES))
+        if num_eval < 2:
+            raise ConfigError(
+                f"config.eval_fraction: {config.eval_fraction!r} holds out {num_eval} of the {DIGITS_IMAGES} digits; "
+                "correlations need at least 2"
+            )
+        if config.batch_size > DIGITS_IMAGES - num_eval:
+            raise ConfigError(
+                f"config.batch_size: {config.batch_size} is larger than the {DIGITS_IMAGES - num_eval} training "
+                f"digits left by eval_fraction={config.eval_fraction!r}"
+            )
+    else:
+        check_cifar10_files(directory)
 
 
 def load_dataset(config: Any, key: Array) -> ImageDataset:

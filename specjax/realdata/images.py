@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from specjax.errors import ArgumentError, StoreError
+
 Array = jax.Array
 
 NUM_CLASSES = 10
@@ -61,6 +63,10 @@ def standardise_channels(dataset: ImageDataset) -> ImageDataset:
     return dataset._replace(train_images=scale(dataset.train_images), eval_images=scale(dataset.eval_images))
 
 
+#: Images in scikit-learn's digits dataset (:func:`load_digits`).
+DIGITS_IMAGES = 1797
+
+
 def load_digits(key: Array, eval_fraction: float = 0.2) -> ImageDataset:
     """scikit-learn's 1797 handwritten digits as ``(N, 8, 8, 1)`` images, randomly split, standardised.
 
@@ -74,8 +80,8 @@ def load_digits(key: Array, eval_fraction: float = 0.2) -> ImageDataset:
     """
     from sklearn.datasets import load_digits as sklearn_load_digits
 
-    if not 0.0 < eval_fraction < 1.0:
-        raise ValueError(f"eval_fraction: expected a value in (0, 1), got {eval_fraction!r}")
+    if isinstance(eval_fraction, bool) or not isinstance(eval_fraction, (int, float)) or not 0.0 < eval_fraction < 1.0:
+        raise ArgumentError(f"eval_fraction: expected a value in (0, 1), got {eval_fraction!r}")
     digits = sklearn_load_digits()
     images = digits.images.astype(np.float32)[..., None] / 16.0  # pixel values are 0..16
     labels = digits.target.astype(np.int32)
@@ -125,8 +131,9 @@ def read_cifar10_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
     Raises:
       FileNotFoundError: no file at ``path``.
-      ValueError: not the standard format (a dict with ``b'data'``, a ``(N, 3072)`` uint8 array, and
-        ``b'labels'``, ``N`` integers in ``[0, 10)``); the message names the path.
+      StoreError: not the standard format (a dict with ``b'data'``, a ``(N, 3072)`` uint8 array, and
+        ``b'labels'``, ``N`` integers in ``[0, 10)``), or corrupt; one line naming the path (a ``SpecjaxError``,
+        hence also a ``ValueError``).
     """
     path = Path(path)
     if not path.is_file():
@@ -135,25 +142,47 @@ def read_cifar10_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         with path.open("rb") as f:
             batch = _ArrayOnlyUnpickler(f, encoding="bytes").load()
     except Exception as error:  # a corrupt pickle raises any of several types
-        raise ValueError(f"{path}: not a CIFAR-10 python batch ({type(error).__name__}: {error})") from error
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise StoreError(f"{path}: not a CIFAR-10 python batch ({type(error).__name__}: {reason})") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise ValueError(f"{path}: expected a dict with keys b'data' and b'labels'")
+        raise StoreError(f"{path}: expected a dict with keys b'data' and b'labels'")
     data = batch[b"data"]
     if not (isinstance(data, np.ndarray) and data.dtype == np.uint8):
-        raise ValueError(f"{path}: b'data' must be a uint8 NumPy array")
+        raise StoreError(f"{path}: b'data' must be a uint8 NumPy array")
     if data.ndim != 2 or data.shape[1] != CIFAR10_ROW_LENGTH:
-        raise ValueError(f"{path}: b'data' has shape {data.shape}; expected (N, {CIFAR10_ROW_LENGTH})")
+        raise StoreError(f"{path}: b'data' has shape {data.shape}; expected (N, {CIFAR10_ROW_LENGTH})")
     try:
         labels = np.asarray(batch[b"labels"])
-    except Exception as error:
-        raise ValueError(f"{path}: b'labels' is not a sequence of integers") from error
+    except Exception:
+        raise StoreError(f"{path}: b'labels' is not a sequence of integers") from None
     if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{path}: b'labels' must hold {data.shape[0]} integers, got shape {labels.shape}")
+        raise StoreError(f"{path}: b'labels' must hold {data.shape[0]} integers, got shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise ValueError(f"{path}: labels outside [0, {NUM_CLASSES})")
+        raise StoreError(f"{path}: labels outside [0, {NUM_CLASSES})")
     # Each row holds the red, green and blue 32x32 planes, row-major: (N, C, H, W) -> NHWC.
     images = data.reshape(-1, *CIFAR10_IMAGE_SHAPE).transpose(0, 2, 3, 1).astype(np.float32) / 255.0
     return images, labels.astype(np.int32)
+
+
+def check_cifar10_files(directory: str | Path, train_batch_names: Sequence[str] = CIFAR10_TRAIN_BATCHES) -> Path:
+    """Checks, without reading them, that ``directory`` holds the CIFAR-10 batches :func:`load_cifar10` reads.
+
+    Returns:
+      ``directory`` as a ``Path``.
+
+    Raises:
+      FileNotFoundError: ``directory`` or one of the batch files does not exist (names it).
+      ValueError: no training batch named.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"CIFAR-10 directory not found: {directory}")
+    if not train_batch_names:
+        raise ValueError("train_batch_names: expected at least one CIFAR-10 training batch")
+    for name in (*train_batch_names, CIFAR10_TEST_BATCH):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"CIFAR-10 batch not found: {directory / name}")
+    return directory
 
 
 def load_cifar10(directory: str | Path, train_batch_names: Sequence[str] = CIFAR10_TRAIN_BATCHES) -> ImageDataset:
@@ -169,13 +198,10 @@ def load_cifar10(directory: str | Path, train_batch_names: Sequence[str] = CIFAR
 
     Raises:
       FileNotFoundError: ``directory`` or one of the batch files does not exist.
-      ValueError: a batch is not in the standard format (:func:`read_cifar10_batch`), or no training batch named.
+      StoreError: a batch is not in the standard format (:func:`read_cifar10_batch`).
+      ValueError: no training batch named.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"CIFAR-10 directory not found: {directory}")
-    if not train_batch_names:
-        raise ValueError("train_batch_names: expected at least one CIFAR-10 training batch")
+    directory = check_cifar10_files(directory, train_batch_names)
     train = [read_cifar10_batch(directory / name) for name in train_batch_names]
     eval_images, eval_labels = read_cifar10_batch(directory / CIFAR10_TEST_BATCH)
     return standardise_channels(

@@ -296,22 +296,28 @@ class SgdFlowComparison(NamedTuple):
     teacher: Params
 
 
-def _check_comparable(spec: engine.Spec) -> None:
+def comparable_problems(spec: engine.Spec) -> list[tuple[str, str]]:
+    """What keeps ``spec`` outside the closed form's setting, as ``(config field, problem)`` pairs (empty if none)."""
     problems = []
     if spec.teacher != "two_layer" or len(spec.teacher_widths) != 1:
-        problems.append("teacher must be 'two_layer'")
+        problems.append(("teacher", "must be 'two_layer'"))
     if spec.use_bias:
-        problems.append("use_bias must be False (closed forms need a bias-free hidden layer)")
+        problems.append(("use_bias", "must be False (closed forms need a bias-free hidden layer)"))
     if spec.data != "gaussian":
-        problems.append("data must be 'gaussian'")
+        problems.append(("data", "must be 'gaussian'"))
     if spec.activation != networks.RELU:
-        problems.append("activation must be 'relu'")
+        problems.append(("activation", "must be 'relu'"))
     if spec.optimizer not in ("sgd", "gd"):
-        problems.append("optimizer must be 'sgd' or 'gd' (the flow is their small-step limit)")
+        problems.append(("optimizer", "must be 'sgd' or 'gd' (the flow is their small-step limit)"))
     if spec.lr_boundaries:
-        problems.append("no learning-rate schedule (time is lr * steps)")
+        problems.append(("lr_schedule_epochs", "must be empty (no learning-rate schedule: time is lr * steps)"))
+    return problems
+
+
+def _check_comparable(spec: engine.Spec) -> None:
+    problems = comparable_problems(spec)
     if problems:
-        raise ValueError("make_sgd_flow_comparison: " + "; ".join(problems))
+        raise ValueError("make_sgd_flow_comparison: " + "; ".join(f"{f} {why}" for f, why in problems))
 
 
 def make_sgd_flow_comparison(
