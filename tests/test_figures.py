@@ -26,7 +26,7 @@ from specjax.core import metrics, networks, teachers
 from specjax.errors import ConfigError, FigureError, SpecjaxError, StoreError
 from specjax.figures import numbers as figure_numbers
 from specjax.figures import plots, table
-from specjax.realdata import images as image_data
+from specjax.realdata import images
 from specjax.sweep.schema import key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -490,7 +490,7 @@ def test_fig13_on_missing_cifar_files_is_refused_before_anything_is_created(tmp_
 def test_fig13_on_a_corrupt_cifar_file_is_one_store_error_and_leaves_no_results_folder(tmp_path):
     directory = tmp_path / "cifar"
     directory.mkdir()
-    for name in (*image_data.CIFAR10_TRAIN_BATCHES, image_data.CIFAR10_TEST_BATCH):
+    for name in (*images.CIFAR10_TRAIN_BATCHES, images.CIFAR10_TEST_BATCH):
         data = np.zeros((2, 3072), np.uint8)
         (directory / name).write_bytes(pickle.dumps({b"data": data, b"labels": [0, 1]}, protocol=2))
     (directory / "data_batch_2").write_bytes(b"\x80\x02}q\x00(U\x04data")  # a pickle cut short

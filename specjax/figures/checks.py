@@ -97,6 +97,6 @@ def check_figure_config(figure: str, cfg: ml_collections.ConfigDict) -> None:
     elif figure == "population":
         check_population_config(cfg)
     elif figure == "13":
-        from specjax.realdata import experiment as realdata
+        from specjax.realdata.experiment import check_conv_config
 
-        realdata.check_conv_config(cfg)
+        check_conv_config(cfg)
