@@ -91,9 +91,25 @@ def test_store_never_unpickles(tmp_path):
         store.save_npz(path, {"x": np.array([None], dtype=object)})
 
 
+@pytest.mark.parametrize("workdir", [None, 123, b"/tmp", ""])
+def test_load_results_refuses_a_workdir_that_is_not_a_path(workdir):
+    from specjax.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=r"^workdir: expected the path of a sweep's folder, got "):
+        sweep.load_results(workdir)
+
+
+def test_load_results_refuses_a_workdir_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(store.StoreError, match=rf"^{tmp_path / 'file'}: workdir is not a directory$"):
+        sweep.load_results(tmp_path / "file")
+
+
 def test_load_results_names_the_missing_or_damaged_file(tmp_path, real_checkpoints):
-    with pytest.raises(store.StoreError, match=r"nowhere/config\.json: file not found"):
+    with pytest.raises(store.StoreError, match=rf"^{tmp_path / 'nowhere'}: workdir not found$"):
         sweep.load_results(tmp_path / "nowhere")
+    with pytest.raises(store.StoreError, match=r"config\.json: file not found"):
+        sweep.load_results(tmp_path)  # a folder that holds no sweep
     wd = tmp_path / "wd"
     for name in ("config.json", "summary.json", "results/group0.npz"):
         write(wd / name, "").write_bytes((real_checkpoints / name).read_bytes())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import ml_collections
@@ -11,7 +12,7 @@ import numpy as np
 from specjax import config as config_lib
 from specjax import store
 from specjax.core import metrics
-from specjax.errors import ConfigError, StoreError
+from specjax.errors import ArgumentError, ConfigError, StoreError
 from specjax.sweep import named
 from specjax.sweep.checkpoint import shard_dir, shard_folders, shard_result_paths
 from specjax.sweep.plan import GroupPlan, eval_epochs, plan_groups
@@ -127,6 +128,18 @@ def load_config(workdir: str | Path) -> tuple[ml_collections.ConfigDict, str | N
     return cfg, ident if isinstance(ident, str) else None
 
 
+def _existing_workdir(workdir) -> Path:
+    """``workdir`` as a ``Path`` to an existing folder; refuses anything else in one line naming it."""
+    if not isinstance(workdir, (str, os.PathLike)) or str(workdir) == "":
+        raise ArgumentError(f"workdir: expected the path of a sweep's folder, got {workdir!r}")
+    workdir = Path(workdir)
+    if not workdir.exists():
+        raise StoreError(f"{workdir}: workdir not found")
+    if not workdir.is_dir():
+        raise StoreError(f"{workdir}: workdir is not a directory")
+    return workdir
+
+
 def load_results(workdir: str | Path) -> SweepResult:
     """Reads a finished sweep back from its workdir: the same config, arrays and summary ``run_sweep`` returned.
 
@@ -134,10 +147,11 @@ def load_results(workdir: str | Path) -> SweepResult:
     sweep's identity.
 
     Raises:
-      StoreError: a file is missing, truncated, corrupted or not what this sweep writes (names the file and field);
-        for an unfinished sharded sweep, which shards are missing.
+      ArgumentError: ``workdir`` is not a path.
+      StoreError: the workdir does not exist or is not a folder; a file is missing, truncated, corrupted or not
+        what this sweep writes (names the file and field); for an unfinished sharded sweep, which shards are missing.
     """
-    workdir = Path(workdir)
+    workdir = _existing_workdir(workdir)
     cfg, ident = load_config(workdir)
     if not (workdir / "summary.json").exists():
         missing = missing_shards(workdir, cfg)
