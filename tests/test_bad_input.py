@@ -221,15 +221,20 @@ def test_cifar10_batches_missing_or_in_the_wrong_format(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"CIFAR-10 batch not found: .*data_batch_1"):
         loader(folder)
     (folder / "data_batch_1").write_bytes(b"this is not a pickle")
-    with pytest.raises(ValueError, match=r"data_batch_1: not a CIFAR-10 python batch"):
+    with pytest.raises(
+        FileNotFoundError, match=r"CIFAR-10 batch not found: .*test_batch"
+    ):  # every file, before reading
+        loader(folder, train_batch_names=("data_batch_1",))
+    (folder / "test_batch").write_bytes(b"")  # present; data_batch_1 is read first
+    with pytest.raises(store.StoreError, match=r"data_batch_1: not a CIFAR-10 python batch"):
         loader(folder, train_batch_names=("data_batch_1",))
     with open(folder / "data_batch_1", "wb") as f:
         pickle.dump({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}, f)
-    with pytest.raises(ValueError, match=r"data_batch_1: b'data' has shape \(2, 10\); expected \(N, 3072\)"):
+    with pytest.raises(store.StoreError, match=r"data_batch_1: b'data' has shape \(2, 10\); expected \(N, 3072\)"):
         loader(folder, train_batch_names=("data_batch_1",))
     with open(folder / "data_batch_1", "wb") as f:
         pickle.dump(os.system, f)  # a pickle that would call a function: refused, never executed
-    with pytest.raises(ValueError, match=r"data_batch_1: not a CIFAR-10 python batch .*not allowed"):
+    with pytest.raises(store.StoreError, match=r"data_batch_1: not a CIFAR-10 python batch .*not allowed"):
         loader(folder, train_batch_names=("data_batch_1",))
 
 
