@@ -95,6 +95,9 @@ def remove_stale_temporaries(directory: str | Path) -> list[Path]:
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Writes ``arrays`` to ``path`` atomically (uncompressed ``.npz``)."""
+    bad_keys = [k for k in arrays if not isinstance(k, str) or not k]
+    if bad_keys:
+        raise StoreError(f"{path}: array names must be non-empty strings, got {bad_keys[:3]!r}")
     clean = {k: np.asarray(v) for k, v in arrays.items()}
     for k, v in clean.items():
         if v.dtype == object:

@@ -298,3 +298,11 @@ def test_check_writable_read_only_folder(tmp_path):
             store.save_json(ro / "a.json", {})
     finally:
         ro.chmod(0o700)
+
+
+def test_npz_array_names_must_be_strings(tmp_path):
+    path = tmp_path / "results.npz"
+    for arrays in ({1: np.ones(2)}, {"": np.ones(2)}):
+        with pytest.raises(StoreError, match=rf"^{path}: array names must be non-empty strings, got "):
+            store.save_npz(path, arrays)
+    assert not path.exists() and list(tmp_path.iterdir()) == []
