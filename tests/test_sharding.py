@@ -106,20 +106,18 @@ def test_one_run_split_over_devices_by_width_equals_one_device():
     assert state.student[1][0].sharding.spec == W.sharding.spec
 
 
-def test_plan_splits_a_few_large_runs_over_every_device(monkeypatch):
+def test_plan_splits_runs_over_devices_only_when_asked():
     from specjax.sweep import plan as plan_lib
 
     cfg = tiny_config(teacher="deep", teacher_widths=(4, 6, 8), seeds=1, teacher_polarity=(0.0,), lr=(0.05,))
-    cfg.over_realization, cfg.runs_per_block = (2,), 0
-    assert plan_lib.plan_groups(cfg, 4, accelerator=False)[0].devices_per_run == 1  # a small run: cores stay apart
-    monkeypatch.setattr(plan_lib, "WIDE_RUN_MIN_FLOPS", 0)
+    cfg.over_realization, cfg.runs_per_block = (2,), 1
+    assert plan_lib.plan_groups(cfg, 4, accelerator=False)[0].devices_per_run == 1  # auto: whole runs per device
+    cfg.devices_per_run = 4
     (p,) = plan_lib.plan_groups(cfg, 4, accelerator=False)
     assert (p.devices_per_run, p.block, p.padded_runs) == (4, 1, 1)  # one run on all 4 devices, no padding copy
-    cfg.seeds = 3  # 3 runs on 4 devices: 1 device each (4 slots, 1 padding) ... 2 runs: 2 devices each
-    assert plan_lib.plan_groups(cfg, 4, accelerator=False)[0].devices_per_run == 1
-    cfg.seeds = 2
-    assert plan_lib.plan_groups(cfg, 4, accelerator=False)[0].devices_per_run == 2
-    assert plan_lib.plan_groups(cfg, 4, accelerator=True)[0].devices_per_run == 1  # GPUs: whole runs per device
+    cfg.devices_per_run, cfg.seeds = 2, 2
+    (p,) = plan_lib.plan_groups(cfg, 4, accelerator=False)
+    assert (p.devices_per_run, p.block, p.padded_runs) == (2, 2, 2)  # 2 run slots of 2 devices
     cfg.devices_per_run = 3
     with pytest.raises(plan_lib.config_lib.ConfigError, match="devices_per_run: 3 does not divide the 4"):
         plan_lib.plan_groups(cfg, 4, accelerator=False)

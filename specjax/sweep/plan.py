@@ -121,11 +121,6 @@ def bytes_per_run(spec: Spec) -> int:
 
 #: Runs per device of a block on CPU when ``runs_per_block`` is 0 (auto): 8-32 keep a run's weights in cache.
 CPU_RUNS_PER_BLOCK = 8
-#: FLOPs of one SGD step (:func:`~specjax.engine.flops_per_step`) from which a group with fewer runs than devices
-#: splits each run over several CPU devices (``devices_per_run = 0``, auto). Below it the collectives a split step
-#: needs (~10 of 50-250 us each on CPU) cost more than the cores save; measured on Fig. 8 at paper scale
-#: (9.6e8 FLOP per step) in docs/performance.md.
-WIDE_RUN_MIN_FLOPS = 2e8
 #: Memory budget on CPU when ``memory_budget_gb`` is 0 (auto).
 CPU_MEMORY_BUDGET_GB = 8.0
 #: Share of an accelerator's memory (``memory_stats()['bytes_limit']``) the auto budget uses.
@@ -208,10 +203,13 @@ def plan_groups(cfg: ml_collections.ConfigDict, num_devices: int, accelerator: b
 
 
 def devices_per_run(cfg: ml_collections.ConfigDict, spec: Spec, runs: int, num_devices: int, accelerator: bool) -> int:
-    """How many devices each run of a group is split over: ``cfg.devices_per_run``, or when it is 0 (auto) on CPU,
-    the most that still leaves a run slot for every run, if the group has fewer runs than devices and a step
-    costs at least :data:`WIDE_RUN_MIN_FLOPS` (one large run, such as Fig. 8 at paper scale, on every core);
-    otherwise 1. Always a divisor of ``num_devices``.
+    """How many devices each run of a group is split over: ``cfg.devices_per_run``, or 1 when it is 0 (auto).
+
+    Auto does not split: measured on the 2-core CPU (``python -m specjax.bench --nomain``, idle machine), one
+    Fig. 8 paper-scale run (0.96 GFLOP per step, the largest the paper trains) ran at 107 run-steps/s on one
+    single-threaded device and at 79-87 split over both (the ~13 collectives of a split step cost more than the
+    second core saves); docs/performance.md. Splitting is there to be asked for where it pays (more cores per
+    run, larger runs): measure with ``specjax.bench`` first.
 
     Raises:
       ConfigError: a ``cfg.devices_per_run`` that does not divide the devices.
@@ -223,9 +221,7 @@ def devices_per_run(cfg: ml_collections.ConfigDict, spec: Spec, runs: int, num_d
                 "(set config.num_devices, or 0 for automatic)"
             )
         return int(cfg.devices_per_run)
-    if accelerator or runs >= num_devices or flops_per_step(spec) < WIDE_RUN_MIN_FLOPS:
-        return 1
-    return max(w for w in range(1, num_devices + 1) if num_devices % w == 0 and num_devices // w >= runs)
+    return 1
 
 
 def layout_record(plans: list[GroupPlan], num_devices: int) -> dict:
