@@ -5,7 +5,7 @@ processes, two array-job shards at once, two shards one after the other; checks 
 
 The workload is experiments/configs/quickstart.py (48 runs, float32) with ``--epochs``. Each variant runs with the
 programs' own core layout (``specjax.cli.cpu_layout``: one process takes every core; two ``jax.distributed``
-processes on this machine take half each, pinned; concurrent shards are given ``--cpus`` = half), and two variants
+processes on this machine take half each; concurrent shards are given ``--cpus`` = half), and two variants
 repeat the old layout in which every process took every core as a device (``XLA_FLAGS`` forcing the count), which
 oversubscribes the machine. The first (untimed) sweeps fill JAX's persistent compilation cache, so no variant pays
 for compiling. Prints one table.
@@ -89,21 +89,24 @@ def main() -> None:
     from specjax import sweep
 
     ref = sweep.load_results(base / "one")
-    for name in ("procs", "procs-all", "shards", "shards-all", "seq"):
-        got = sweep.load_results(base / name)
+    differ = []
+    for name, folder in zip(times, ("one", "procs", "procs-all", "shards", "shards-all", "seq"), strict=True):
+        got = sweep.load_results(base / folder)
         same = got.summary == ref.summary and all(
             np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f")
             for a, b in zip(got.arrays, ref.arrays, strict=True)
             for k in a
         )
         if not same:
-            raise SystemExit(f"{name}: results differ from the one-process sweep")
+            differ.append(name)
     print(
         f"quickstart x {args.epochs} epochs on {cores} cores ({time.strftime('%Y-%m-%d %H:%M')}, load average "
-        f"{os.getloadavg()[0]:.1f}); identical results"
+        f"{os.getloadavg()[0]:.1f}); results " + (f"DIFFER in: {', '.join(differ)}" if differ else "identical")
     )
     for name, t in times.items():
         print(f"  {name:42s} {t:7.1f} s  ({t / times['one process']:.2f}x one process)")
+    if differ:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -54,29 +54,30 @@ def local_processes(argv: list[str], env: dict[str, str]) -> tuple[int, int] | N
     return (index, count) if 0 <= index < count else None
 
 
-def cpu_layout(argv: list[str], env: dict[str, str], cores: list[int]) -> tuple[int, list[int] | None]:
-    """How many single-threaded CPU devices this process gets, and the cores to pin it to (``None``: leave as is).
+def cpu_layout(argv: list[str], env: dict[str, str], cores: list[int]) -> int:
+    """How many single-threaded CPU devices this process gets.
 
-    * ``--cpus=N`` (or ``SPECJAX_CPUS``): ``N`` devices, no pinning (array-job shards sharing a machine by hand).
+    * ``--cpus=N`` (or ``SPECJAX_CPUS``): ``N`` (array-job shards sharing a machine by hand).
     * The processes of a multi-process sweep on one machine (:func:`local_processes`): each an equal share of the
-      usable cores, pinned to its own slice, so ``N`` processes never oversubscribe the machine (each taking every
-      core measured 1.22-1.25x slower than one process, docs/performance.md).
+      usable cores, so ``N`` processes never oversubscribe the machine (each taking every core measured
+      1.22-1.25x slower than one process, docs/performance.md).
     * Otherwise every usable core.
+
+    Processes are not pinned to their share: the operating system keeps ``N`` single-threaded processes on ``N``
+    cores by itself, and XLA compiles some programs differently for a process whose affinity mask is one core
+    (measured: pinned, the quickstart's evaluation gave correlations differing in the last float32 bit from the
+    one-process sweep), which would break the bit-identity of layouts.
     """
     asked = _flag_value(argv, "cpus") or env.get("SPECJAX_CPUS")
     if asked is not None:
         try:
-            return max(1, int(asked)), None
+            return max(1, int(asked))
         except ValueError:
-            return len(cores), None  # --cpus=abc: the flag check refuses it in one line
+            return len(cores)  # --cpus=abc: the flag check refuses it in one line
     local = local_processes(argv, env)
     if local is None or local[1] <= 1:
-        return len(cores), None
-    index, count = local
-    share = max(1, len(cores) // count)
-    if count > len(cores):
-        return 1, None  # more processes than cores: they share them anyway
-    return share, cores[index * share : (index + 1) * share]
+        return len(cores)
+    return max(1, len(cores) // local[1])
 
 
 def configure_cpu_devices(num_devices: int | None = None, argv: list[str] | None = None) -> None:
@@ -86,11 +87,7 @@ def configure_cpu_devices(num_devices: int | None = None, argv: list[str] | None
     Must run before JAX initialises its backend; flags already present in ``XLA_FLAGS`` are kept. ``num_devices``
     overrides the count (a launcher's ``--cpus_per_shard``). Has no effect on GPU/TPU computations.
     """
-    n, pin = cpu_layout(sys.argv if argv is None else argv, dict(os.environ), usable_cores())
-    if num_devices:
-        n, pin = num_devices, None
-    if pin:
-        os.sched_setaffinity(0, pin)
+    n = num_devices or cpu_layout(sys.argv if argv is None else argv, dict(os.environ), usable_cores())
     current = os.environ.get("XLA_FLAGS", "")
     extra = []
     if "xla_force_host_platform_device_count" not in current:

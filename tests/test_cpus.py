@@ -15,25 +15,25 @@ LOCAL = ["--coordinator_address=127.0.0.1:12345", "--num_processes=2"]
 @pytest.mark.parametrize(
     ("argv", "env", "expected"),
     [
-        ([], {}, (8, None)),  # alone: every usable core
-        (["--cpus=3"], {}, (3, None)),
-        ([], {"SPECJAX_CPUS": "2"}, (2, None)),
-        ([*LOCAL, "--process_id=0"], {}, (4, [0, 1, 2, 3])),  # two processes here: half the cores each, pinned
-        ([*LOCAL, "--process_id=1"], {}, (4, [4, 5, 6, 7])),
-        (["--coordinator_address", "localhost:1", "--num_processes", "4", "--process_id", "3"], {}, (2, [6, 7])),
+        ([], {}, 8),  # alone: every usable core
+        (["--cpus=3"], {}, 3),
+        ([], {"SPECJAX_CPUS": "2"}, 2),
+        ([*LOCAL, "--process_id=0"], {}, 4),  # two processes here: half the cores each
+        ([*LOCAL, "--process_id=1"], {}, 4),
+        (["--coordinator_address", "localhost:1", "--num_processes", "4", "--process_id", "3"], {}, 2),
         (
             [],
             {"SPECJAX_COORDINATOR_ADDRESS": "127.0.0.1:9", "SPECJAX_NUM_PROCESSES": "2", "SPECJAX_PROCESS_ID": "1"},
-            (4, [4, 5, 6, 7]),
+            4,
         ),
         (
             ["--coordinator_address=node7.cluster:1", "--num_processes=2", "--process_id=1"],
             {},
-            (8, None),
+            8,
         ),  # other hosts
-        ([*LOCAL, "--process_id=1", "--cpus=1"], {}, (1, None)),  # --cpus wins
-        ([*LOCAL, "--process_id=5"], {}, (8, None)),  # invalid: the flag checks refuse it later
-        (["--coordinator_address=127.0.0.1:1", "--num_processes=16", "--process_id=3"], {}, (1, None)),
+        ([*LOCAL, "--process_id=1", "--cpus=1"], {}, 1),  # --cpus wins
+        ([*LOCAL, "--process_id=5"], {}, 8),  # invalid: the flag checks refuse it later
+        (["--coordinator_address=127.0.0.1:1", "--num_processes=16", "--process_id=3"], {}, 1),
     ],
 )
 def test_cpu_layout(argv, env, expected):
@@ -53,13 +53,14 @@ def _devices_in_child(args: list[str]) -> dict:
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
-def test_two_local_processes_each_take_their_own_cores():
+def test_two_local_processes_each_take_their_share_unpinned():
+    """Half the cores each as devices, affinity left alone: pinned to one core, XLA compiled the quickstart's
+    evaluation differently and two processes' results differed from one process's in the last float32 bit."""
     cores = sorted(os.sched_getaffinity(0))
     share = len(cores) // 2
     first = _devices_in_child([*LOCAL, "--process_id=0"])
     second = _devices_in_child([*LOCAL, "--process_id=1"])
-    assert first == {"devices": share, "cores": cores[:share]}
-    assert second == {"devices": share, "cores": cores[share : 2 * share]}
+    assert first == second == {"devices": share, "cores": cores}
 
 
 def test_local_launcher_splits_the_cores_between_its_shards():
