@@ -2,9 +2,9 @@
 
 All must happen before JAX creates its backend or any array, hence at import time of this file. With
 ``jax_numpy_rank_promotion="raise"``, an operation between arrays of different ranks (``(n,) + (n, 1)``) fails
-instead of silently broadcasting: library code broadcasts explicitly. The persistent compilation
-cache lives in pytest's cache folder: tests that build the same program (same spec, same shapes) compile it once
-per session instead of once per test, and a second session on the same checkout starts warm.
+instead of silently broadcasting: library code broadcasts explicitly. The persistent compilation cache lives in
+pytest's cache folder, one per worker process: tests that build the same program (same spec, same shapes) compile
+it once per session instead of once per test, and a second session on the same checkout starts warm.
 """
 
 import os
@@ -19,5 +19,10 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
-jax.config.update("jax_compilation_cache_dir", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax"))
+#: Each pytest-xdist worker (``-n auto`` in pyproject.toml) keeps its own cache folders: JAX writes cache entries in
+#: place, so a worker could read another's half-written entry.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+jax.config.update(
+    "jax_compilation_cache_dir", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax" / WORKER)
+)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -24,7 +24,9 @@ CLI_ENV = {
     **os.environ,
     "XLA_FLAGS": "",
     "PYTHONUNBUFFERED": "1",
-    "JAX_COMPILATION_CACHE_DIR": str(ROOT / ".pytest_cache" / "jax_cli"),
+    "JAX_COMPILATION_CACHE_DIR": str(
+        ROOT / ".pytest_cache" / "jax_cli" / os.environ.get("PYTEST_XDIST_WORKER", "main")
+    ),
 }
 
 

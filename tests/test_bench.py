@@ -102,6 +102,7 @@ def test_bench_tiny_workload_with_torch_baseline(tmp_path):
         assert any("torch is not installed" in note for note in result["notes"])
 
 
+@pytest.mark.slow
 def test_large_run_on_one_device_and_split(monkeypatch):
     """The single-large-run measurement: one device, then the run split over all (4 test devices), each with its
     GFLOP/s and fraction of the float32 peak (a small deep spec stands in for Fig. 8 at paper scale)."""

@@ -3,6 +3,7 @@
 import re
 
 import jax
+import pytest
 from helpers import assert_groups_close, tiny_config
 
 from specjax import sweep
@@ -83,6 +84,7 @@ def test_no_recompilation_after_the_first_chunk_of_each_shape_group():
         assert_groups_close(a, b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_a_shape_group_compiles_three_programs():
     """init (keys derived inside), train and evaluate: nothing else is compiled per group (14 programs for two groups
     before the keys and inputs moved into the init program; 6 now)."""

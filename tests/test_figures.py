@@ -55,6 +55,7 @@ def assert_written(out: figures.FigureOutput) -> None:
     assert not list(out.paths[0].parent.glob(".*.tmp*")), "a temporary file was left behind"
 
 
+@pytest.mark.slow
 def test_fig7_unspecialized_students_have_small_fan_out(make):
     out = make("7")
     assert_written(out)

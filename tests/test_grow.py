@@ -219,6 +219,7 @@ def test_a_sharded_sweep_grows_in_one_process_and_a_sharded_growth_is_refused(tm
     assert_same_results(fresh(**after), wd)
 
 
+@pytest.mark.slow
 def test_command_line_grows_a_sweep(tmp_path):
     """``python -m specjax.sweep`` run again with more seeds trains only the new seed and writes what a sweep with
     three seeds from the start writes; fewer seeds afterwards are refused."""

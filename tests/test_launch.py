@@ -28,6 +28,7 @@ def _launch(wd: Path, *extra: str, env: dict | None = None) -> subprocess.Comple
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
+@pytest.mark.slow
 def test_local_array_job_matches_one_process_and_reports_failed_shards(tmp_path):
     """Also: every job uses the launcher's --compilation_cache (jobs ignored it and compiled everything afresh), and
     --wait prints the shards' states as they change."""

@@ -134,6 +134,7 @@ def test_plot_figure13_writes_png_and_pdf(experiment, tmp_path):
 # Students: vmapped seeds are independent runs
 
 
+@pytest.mark.slow
 def test_a_seed_does_not_depend_on_the_other_seeds():
     dataset = image_lib.load_digits(jax.random.key(1))
     dataset = dataset._replace(train_images=dataset.train_images[:128], train_labels=dataset.train_labels[:128])

@@ -59,6 +59,7 @@ def test_overwrite_removes_a_linked_checkpoints_folder_and_never_resumes_it(tmp_
     assert sweep.load_results(wd).summary["groups"][0]["lr"] == 0.1
 
 
+@pytest.mark.slow
 def test_a_wave_of_hundreds_of_blocks_finishes_and_matches_a_small_sweep(tmp_path, env):
     """768 runs (6 polarities x 128 seeds) in 384 blocks of 1 run x 2 devices, all in one wave, through the command
     line (2 single-threaded CPU devices). Before programs in flight were bounded, 48 blocks already aborted XLA's
@@ -103,7 +104,7 @@ def command(workdir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def env(request):
-    cache = request.config.cache.mkdir("jax_compilation_cache")
+    cache = request.config.cache.mkdir(f"jax_compilation_cache_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
     return {**os.environ, "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1", "JAX_COMPILATION_CACHE_DIR": str(cache)}
 
 
@@ -124,6 +125,7 @@ def signal_when(workdir: Path, env, signum: int, ready) -> subprocess.CompletedP
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@pytest.mark.slow
 def test_sigint_and_sigterm_at_any_moment_exit_cleanly_and_resume_bit_identically(tmp_path, env):
     reference = tmp_path / "reference"
     done = subprocess.run(command(reference), capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)

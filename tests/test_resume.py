@@ -36,7 +36,7 @@ TOTAL_CHUNKS = 4 * 50 // 2
 @pytest.fixture(scope="module")
 def cli_env(request):
     # Compiled programs persist in pytest's cache folder: only the first subprocess of the first session compiles.
-    cache = request.config.cache.mkdir("jax_compilation_cache")
+    cache = request.config.cache.mkdir(f"jax_compilation_cache_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
     return {
         **os.environ,
         "XLA_FLAGS": "",

@@ -132,6 +132,7 @@ def test_interrupted_shard_resumes_bit_identically(tmp_path, reference):
     assert_same_sweep_results(merged, ref)
 
 
+@pytest.mark.slow
 def test_accelerator_plan_gives_the_cpu_numbers():
     """The GPU/TPU path forced on CPU: one block per group and the plain backward layout. Not bit-identical (the
     transposes round differently); float64 agrees to 1e-9 relative (measured: 8e-12 at worst)."""

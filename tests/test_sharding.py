@@ -38,6 +38,7 @@ def _train(program: Program, runs: int):
     return state, stats  # evaluation on 4 devices: test_sweep_on_four_devices_equals_sweep_on_one
 
 
+@pytest.mark.slow
 def test_program_shards_runs_over_four_devices_with_the_numbers_of_one():
     _four_devices()
     four = _train(Program(SPEC, 30, make_mesh(4)), runs=8)
@@ -123,6 +124,7 @@ def test_plan_splits_runs_over_devices_only_when_asked():
         plan_lib.plan_groups(cfg, 4, accelerator=False)
 
 
+@pytest.mark.slow
 def test_sweep_with_runs_split_over_devices_records_its_layout(tmp_path):
     _four_devices()
     cfg = tiny_config(teacher="deep", teacher_widths=(4, 6, 8), d=6, epochs=2, seeds=1, over_realization=(2,))

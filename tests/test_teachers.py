@@ -45,6 +45,7 @@ def test_deep_teacher_nodes_half_active_and_outputs_standardised():
     np.testing.assert_allclose(out.std(0), 1.0, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_deep_teacher_polarity_scales_fan_in_of_upper_layers():
     x = sample_inputs(jax.random.key(2), 512, 6, 1.0, dtype=jnp.float64)
     sym = teachers.deep_teacher(jax.random.key(3), 6, (5, 4), 3, x, 0.0, dtype=jnp.float64)
