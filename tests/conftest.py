@@ -26,3 +26,14 @@ jax.config.update(
     "jax_compilation_cache_dir", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax" / WORKER)
 )
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+#: The longest test files of the default suite (cold, 2 cores, 2026-12-03), collected first: ``--dist loadfile`` hands
+#: files to the two workers in collection order, and a long file started last kept one worker busy for minutes
+#: after the other had finished.
+LONGEST_FIRST = ("test_cli.py", "test_figures.py", "test_scaleout.py", "test_named.py", "test_train.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the other files keep their order

@@ -46,6 +46,7 @@ def _bench(tmp_path, *args) -> dict:
     return result
 
 
+@pytest.mark.slow
 def test_bench_tiny_workload_without_torch(tmp_path):
     result = _bench(tmp_path, "--over_realization=1", "--notorch")
     assert {r["implementation"] for r in result["records"]} == {"specjax", "jax_per_seed_loop"}

@@ -227,34 +227,44 @@ def sweep_results(tmp_path_factory):
         meta[case_id] = (base / "wd", listing(base))
         argvs.append([f"--config={path}", f"--workdir={base / 'wd'}"])
     argvs.append([f"--config={TINY}"])  # no --workdir
-    dry = [[*argv, "--dry_run"] for case_id, argv in zip(meta, argvs, strict=False) if case_id in DRY_CASES]
     with workdir_lock(locked):  # held by this process, as by another running sweep
-        out = run_module_cases(SWEEP, argvs + dry)
-    out, dry_out = out[: len(argvs)], out[len(argvs) :]
+        out = run_module_cases(SWEEP, argvs)
     results = {case_id: (r, *meta[case_id]) for case_id, r in zip(meta, out[:-1], strict=True)}
     results["workdir_missing"] = (out[-1], None, None)
-    results |= {f"{case_id}/dry": (r, None, None) for case_id, r in zip(DRY_CASES, dry_out, strict=True)}
-    yield results, root
+    argv_of = dict(zip(meta, argvs, strict=False))
+    yield results, root, argv_of, locked
     for path in root.rglob("ro"):
         path.chmod(0o700)
+
+
+@pytest.fixture(scope="module")
+def dry_results(sweep_results):
+    """The :data:`DRY_CASES` again with ``--dry_run``, in the same folders (each refusal left its folder as it was);
+    maps case id to the result."""
+    _, _, argv_of, locked = sweep_results
+    with workdir_lock(locked):
+        out = run_module_cases(SWEEP, [[*argv_of[case_id], "--dry_run"] for case_id in DRY_CASES])
+    return dict(zip(DRY_CASES, out, strict=True))
 
 
 PATTERNS = {c[0]: c[2] for c in SWEEP_CASES} | {c[0]: c[3] for c in CONFIG_FILE_CASES}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_id", DRY_CASES)
-def test_dry_run_refuses_what_the_command_refuses(sweep_results, case_id):
+def test_dry_run_refuses_what_the_command_refuses(sweep_results, dry_results, case_id):
     """Issue 19.10: ``--dry_run`` takes the command's checks (flags, log file, devices, workdir, lock, checkpoints):
-    the same one line on stderr and exit status 2 (the plan may come first on stdout), and nothing written (the case's
-    folder is compared after both runs in ``test_sweep_refusal``)."""
-    results, _ = sweep_results
-    real, dry = results[case_id][0], results[f"{case_id}/dry"][0]
+    the same one line on stderr and exit status 2 (the plan may come first on stdout), and nothing written. Slow:
+    ``tests/test_dryrun.py`` checks a sample of these in the default suite."""
+    results, root, _, _ = sweep_results
+    real, dry = results[case_id][0], dry_results[case_id]
     assert dry["rc"] == 2 and dry["stderr"] == real["stderr"], (real, dry)
+    assert listing(root / case_id) == results[case_id][2]  # the dry run wrote nothing either
 
 
 @pytest.mark.parametrize("case_id", list(PATTERNS))
 def test_sweep_refusal(sweep_results, case_id):
-    results, root = sweep_results
+    results, root, _, _ = sweep_results
     r, wd, before = results[case_id]
     assert_refusal(r["rc"], r["stdout"], r["stderr"], SWEEP, PATTERNS[case_id])
     assert listing(root / case_id) == before  # nothing written, nothing lost, no mode changed

@@ -98,6 +98,7 @@ def test_fig10_loss_decreases(make):
         np.testing.assert_allclose(a["eval_loss"], a["eval_mse"] * c / 2, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_fig11_focus_shifts_from_strong_to_weak_teachers(make):
     out = make("11")
     assert_written(out)
@@ -503,6 +504,7 @@ def test_fig13_on_a_corrupt_cifar_file_is_one_store_error_and_leaves_no_results_
     assert list(workdir.iterdir()) == []  # the results folder, holding only its lock, was removed
 
 
+@pytest.mark.slow
 def test_population_flow_divergence_is_one_line_naming_the_rk4_step(tmp_path):
     cfg = shipped_config("population", rk4_step_sgd_steps=50, epochs=4)  # one RK4 step per 50 SGD steps' time
     with pytest.raises(SpecjaxError, match=r"^config\.rk4_step_sgd_steps: the population flow diverged \(") as info:

@@ -4,6 +4,7 @@ The end-to-end experiment runs once per session: the session fixture ``figure13`
 scale (``CONV_EXPERIMENT_SCALES['test']``: ``small`` with 1x and 5x students for 10 epochs) through
 ``specjax.figures.make_figure``, and several tests assert the paper's claims on its arrays: the students' best
 correlation to the teacher's channels rises and ends high at every layer, and more over-realization is not worse.
+Those tests are marked slow (the training takes ~30 s cold); the default suite keeps the pieces' unit tests.
 Conv layers are numbered from 1 in every result name.
 """
 
@@ -39,6 +40,7 @@ def experiment(figure13):
     return figure13.data.results
 
 
+@pytest.mark.slow
 def test_fig13_real_data_builds(figure13):
     out = figure13
     assert [p.suffix for p in out.paths] == [".png", ".pdf"]
@@ -55,6 +57,7 @@ def test_fig13_real_data_builds(figure13):
 # The experiment and the paper's claims
 
 
+@pytest.mark.slow
 def test_experiment_shapes_and_dtypes(experiment):
     r, s, e = len(TEST_CONFIG.over_realizations), TEST_CONFIG.num_seeds, TEST_CONFIG.student_epochs
     kept = experiment["kept_channels"]
@@ -77,6 +80,7 @@ def test_experiment_shapes_and_dtypes(experiment):
     assert np.all(np.isfinite(experiment["mean_best_correlation"]))
 
 
+@pytest.mark.slow
 def test_teacher_learns_and_pruning_keeps_its_accuracy(experiment):
     assert experiment["teacher_eval_accuracy"] >= 0.9
     # Pruning removes channels in every layer yet costs little accuracy: the group lasso left a few strong ones.
@@ -86,6 +90,7 @@ def test_teacher_learns_and_pruning_keeps_its_accuracy(experiment):
     np.testing.assert_array_equal(experiment["active_channels"], experiment["kept_channels"])
 
 
+@pytest.mark.slow
 def test_pruning_keeps_the_strongest_channels(experiment):
     for layer, count in enumerate(experiment["kept_channels"], start=1):
         strength = experiment[f"channel_strength_l{layer}"]
@@ -97,6 +102,7 @@ def test_pruning_keeps_the_strongest_channels(experiment):
         assert strength[kept].min() >= TEST_CONFIG.prune_min_relative_strength * strength.max()
 
 
+@pytest.mark.slow
 def test_best_correlation_rises_and_ends_high(experiment):
     mean_best = experiment["mean_best_correlation"].mean(axis=1)  # (R, E + 1, L), mean over seeds
     start, end = mean_best[:, 0, :], mean_best[:, -1, :]
@@ -110,12 +116,14 @@ def test_best_correlation_rises_and_ends_high(experiment):
     assert np.all(end[-1] >= 0.75), end
 
 
+@pytest.mark.slow
 def test_more_over_realization_is_not_worse(experiment):
     end = experiment["mean_best_correlation"][:, :, -1, :].mean(axis=1)  # (R, L)
     assert np.all(end[-1] >= end[0] - 0.02), end
     assert end[-1].mean() > end[0].mean()
 
 
+@pytest.mark.slow
 def test_students_match_the_teacher(experiment):
     final_agreement = experiment["teacher_agreement"][:, :, -1]
     final_accuracy = experiment["eval_accuracy"][:, :, -1]
@@ -124,6 +132,7 @@ def test_students_match_the_teacher(experiment):
     assert np.all(experiment["eval_loss"][:, :, -1] < 0.2 * experiment["eval_loss"][:, :, 0])
 
 
+@pytest.mark.slow
 def test_plot_figure13_writes_png_and_pdf(experiment, tmp_path):
     paths = plot_figure13(experiment, tmp_path / "fig13")
     assert sorted(p.suffix for p in paths) == [".pdf", ".png"]

@@ -87,6 +87,7 @@ def run_and_kill(workdir: Path, env, kill_when) -> int:
     return chunks_done(ckpt)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_rerun_is_bit_identical(tmp_path, cli_env):
     """Kill 1: as soon as the first checkpoint appears. Kill 2: at a random chunk. Then finish; compare."""
     reference = tmp_path / "reference"

@@ -50,6 +50,7 @@ def test_program_shards_runs_over_four_devices_with_the_numbers_of_one():
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_sweep_on_four_devices_equals_sweep_on_one():
     _four_devices()
     # d=7: a shape no other test compiles; one shape group, 2 polarities x 3 seeds.

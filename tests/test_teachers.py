@@ -33,6 +33,7 @@ def test_two_layer_teacher_norms_biases_and_polarity(polarity):
     assert len({tuple(c) for c in np.asarray(W2_sym.T)}) == 50  # the c output filters are distinct
 
 
+@pytest.mark.slow
 def test_deep_teacher_nodes_half_active_and_outputs_standardised():
     x = sample_inputs(jax.random.key(2), 2048, 20, 10.0, dtype=jnp.float64)
     params = teachers.deep_teacher(jax.random.key(3), 20, (12, 15, 9), 7, x, 1.0, dtype=jnp.float64)
