@@ -277,6 +277,7 @@ def test_sweep_missing_workdir(sweep_results):
     assert_refusal(r["rc"], r["stdout"], r["stderr"], SWEEP, r"flag --workdir=None: Flag --workdir must have a value")
 
 
+@pytest.mark.slow
 def test_python_m_and_the_console_script_refuse_alike(tmp_path):
     """The real ``python -m specjax.sweep`` and ``specjax-sweep`` (no forking): same status, same single line, and
     the forked form (every other case here) gives the same."""

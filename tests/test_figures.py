@@ -130,6 +130,7 @@ def test_fig8_lowest_layer_specializes_first(make):
     assert points["fan_out_l1"].shape == (len(epochs), 15)
 
 
+@pytest.mark.slow
 def test_population_flow_and_sgd_start_together_and_both_learn(make):
     out = make("population")
     assert_written(out)
@@ -194,6 +195,7 @@ def test_command_line_refuses_an_output_path_that_is_a_directory(tmp_path):
     assert not (tmp_path / "fig12-test").exists()  # refused before any compute
 
 
+@pytest.mark.slow
 def test_a_variant_gets_its_own_files_and_the_command_line_names_it(make):
     base = make("12")
     before = {p: p.read_bytes() for p in (*base.paths, base.numbers_path)}

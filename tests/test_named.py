@@ -202,6 +202,7 @@ def test_missing_extra_is_named(result, monkeypatch):
         result.to_xarray()
 
 
+@pytest.mark.slow
 def test_group_analysis_is_every_run_analysed_at_once_and_equals_one_run(result):
     from specjax.sweep.analysis import analyze_group
     from specjax.theory import reports

@@ -190,6 +190,7 @@ def _processes(wd: Path, overrides: list[str], count: int = 2, timeout_s: int = 
     ]
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_one_process_results(tmp_path, reference):
     wd = tmp_path / "w"
     procs = _processes(wd, [])

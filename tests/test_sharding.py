@@ -93,6 +93,7 @@ WIDE_SPEC = Spec(
 )
 
 
+@pytest.mark.slow
 def test_one_run_split_over_devices_by_width_equals_one_device():
     """devices_per_run: each run's nodes split over the 'width' axis; the numbers of one device to rounding."""
     _four_devices()
