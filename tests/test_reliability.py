@@ -23,6 +23,7 @@ def small(**overrides):
     return tiny_config(**(base | overrides))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_sweep_is_refused_by_name(tmp_path):
     mesh = make_mesh(1)
     a, b = tmp_path / "seed1", tmp_path / "seed2"

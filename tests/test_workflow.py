@@ -12,6 +12,7 @@ from specjax.engine import HPARAM_DEFAULTS, Hparams
 SMALL = (f"--config={TINY}", "--config.over_realization=(1,2)", "--config.epochs=2", "--config.seeds=2")
 
 
+@pytest.mark.slow
 def test_progress_lines_metrics_log_and_log_file(tmp_path):
     wd, log = tmp_path / "wd", tmp_path / "sweep.log"
     proc = run_module("specjax.sweep", [*SMALL, f"--workdir={wd}", f"--log_file={log}"])
