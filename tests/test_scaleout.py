@@ -82,6 +82,8 @@ def test_shards_in_any_order_merge_to_the_one_process_results(tmp_path, referenc
     assert_same_sweep_results(sweep.load_results(wd), reference)
     assert all(line.startswith("[shard ") for line in lines)
     assert any("merging" in line for line in lines)
+    layout = json.loads((wd / "checkpoints" / "shard0of3" / "done.json").read_text())["layout"]
+    assert layout["devices"] == 2 and layout["groups"]  # each shard records the layout it trained in
     # Re-running a finished shard trains and writes nothing.
     files = {p: p.stat().st_mtime_ns for p in wd.rglob("*") if p.is_file() and not p.name.endswith(".lock")}
     again = []

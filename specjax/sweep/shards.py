@@ -22,7 +22,7 @@ from specjax import config as config_lib
 from specjax import store
 from specjax.errors import ConfigError, StoreError, SweepError
 from specjax.sweep import checkpoint, metrics_log, preflight, signals
-from specjax.sweep.plan import GroupPlan, assign_shards, is_accelerator, plan_groups
+from specjax.sweep.plan import GroupPlan, assign_shards, is_accelerator, layout_record, plan_groups
 from specjax.sweep.progress import ProgressFn
 from specjax.sweep.record import group_arrays
 from specjax.sweep.run import check_runtime, local_mesh, train_groups
@@ -311,7 +311,10 @@ def run_shard(
                     finish=lambda plan, waves: _save_piece(wd, plan, waves, ident),
                     metrics_path=checkpoint.shard_dir(wd, shard) / "metrics.jsonl",
                 )
-                store.save_json(done_path(wd, shard), {"sweep_id": ident, "runs": runs, "time": time.time()})
+                layout = layout_record(mine, mesh.devices.size)  # this shard's devices and blocks
+                store.save_json(
+                    done_path(wd, shard), {"sweep_id": ident, "runs": runs, "layout": layout, "time": time.time()}
+                )
                 say("finished")
         finally:
             lock.__exit__(None, None, None)
