@@ -8,7 +8,6 @@ it once per session instead of once per test, and a second session on the same c
 """
 
 import os
-from pathlib import Path
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:  # kept if the caller chose a count
@@ -19,12 +18,9 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
-#: Each pytest-xdist worker (``-n auto`` in pyproject.toml) keeps its own cache folders: JAX writes cache entries in
-#: place, so a worker could read another's half-written entry.
-WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
-jax.config.update(
-    "jax_compilation_cache_dir", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax" / WORKER)
-)
+from helpers import ROOT, WORKER  # noqa: E402  (after the set-up above: helpers imports no JAX arrays)
+
+jax.config.update("jax_compilation_cache_dir", str(ROOT / ".pytest_cache" / "jax" / WORKER))  # one per worker
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 

@@ -18,15 +18,16 @@ import ml_collections
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "experiments" / "configs" / "tiny.py"
+#: This pytest-xdist worker's name (``gw0``, ...; ``main`` without xdist): each worker keeps its own compilation
+#: caches, since JAX writes cache entries in place and one worker could read another's half-written entry.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 #: Environment of command-line subprocesses: no inherited fake-device flags, unbuffered output, and their persistent
 #: compilation cache in pytest's cache folder (not the user's ~/.cache/specjax).
 CLI_ENV = {
     **os.environ,
     "XLA_FLAGS": "",
     "PYTHONUNBUFFERED": "1",
-    "JAX_COMPILATION_CACHE_DIR": str(
-        ROOT / ".pytest_cache" / "jax_cli" / os.environ.get("PYTEST_XDIST_WORKER", "main")
-    ),
+    "JAX_COMPILATION_CACHE_DIR": str(ROOT / ".pytest_cache" / "jax_cli" / WORKER),
 }
 
 

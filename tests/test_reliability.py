@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, TINY, assert_same_results, tiny_config
+from helpers import ROOT, TINY, WORKER, assert_same_results, tiny_config
 
 from specjax import store, sweep
 from specjax.engine import make_mesh
@@ -105,7 +105,7 @@ def command(workdir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def env(request):
-    cache = request.config.cache.mkdir(f"jax_compilation_cache_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+    cache = request.config.cache.mkdir(f"jax_compilation_cache_{WORKER}")
     return {**os.environ, "XLA_FLAGS": "", "PYTHONUNBUFFERED": "1", "JAX_COMPILATION_CACHE_DIR": str(cache)}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, TINY, Interrupt, assert_same_results, interrupt_after, small_config, snapshot
+from helpers import ROOT, TINY, WORKER, Interrupt, assert_same_results, interrupt_after, small_config, snapshot
 
 from specjax import store, sweep
 from specjax.engine import make_mesh
@@ -36,7 +36,7 @@ TOTAL_CHUNKS = 4 * 50 // 2
 @pytest.fixture(scope="module")
 def cli_env(request):
     # Compiled programs persist in pytest's cache folder: only the first subprocess of the first session compiles.
-    cache = request.config.cache.mkdir(f"jax_compilation_cache_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+    cache = request.config.cache.mkdir(f"jax_compilation_cache_{WORKER}")
     return {
         **os.environ,
         "XLA_FLAGS": "",
