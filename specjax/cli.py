@@ -163,18 +163,20 @@ def maybe_initialize_distributed(
     return runtime.initialize(address, count, index, auto=auto, timeout_s=timeout_s or runtime.HEARTBEAT_TIMEOUT_S)
 
 
-def _cluster_int(value: int | None, flag: str, variable: str, minimum: int) -> int | None:
-    """The flag's value, else the environment variable's, checked to be an integer >= ``minimum``; ``None`` if
-    neither is set."""
+def _cluster_int(
+    value: int | None, flag: str, variable: str, minimum: int, error: type[SpecjaxError] = DistributedFlagError
+) -> int | None:
+    """The flag's value, else the environment variable's, checked to be an integer >= ``minimum`` (else ``error``
+    naming the flag or variable); ``None`` if neither is set."""
     name, raw = (flag, value) if value is not None else (variable, os.environ.get(variable))
     if raw is None:
         return None
     try:
         number = int(str(raw).strip())
     except ValueError:
-        raise DistributedFlagError(f"{name}: must be an integer >= {minimum}, got {raw!r}") from None
+        raise error(f"{name}: must be an integer >= {minimum}, got {raw!r}") from None
     if number < minimum:
-        raise DistributedFlagError(f"{name}: must be an integer >= {minimum}, got {number}")
+        raise error(f"{name}: must be an integer >= {minimum}, got {number}")
     return number
 
 
@@ -371,6 +373,7 @@ def run(
             logging.set_verbosity(logging.WARNING)
         try:
             f = flags.FLAGS
+            _cluster_int(f.cpus, "--cpus", "SPECJAX_CPUS", minimum=1, error=ConfigFlagError)  # as the flag's bound
             maybe_initialize_distributed(
                 f.coordinator_address,
                 f.num_processes,

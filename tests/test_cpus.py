@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import CLI_ENV, ROOT, TINY, assert_refusal
 
 from specjax import cli
 
@@ -61,6 +62,27 @@ def test_two_local_processes_each_take_their_share_unpinned():
     first = _devices_in_child([*LOCAL, "--process_id=0"])
     second = _devices_in_child([*LOCAL, "--process_id=1"])
     assert first == second == {"devices": share, "cores": cores}
+
+
+@pytest.mark.parametrize(("value", "shown"), [("abc", "'abc'"), ("0", "0")])
+def test_a_bad_cpus_variable_is_refused_like_the_flag(tmp_path, value, shown):
+    wd = tmp_path / "wd"
+    proc = subprocess.run(
+        [sys.executable, "-m", "specjax.sweep", f"--config={TINY}", f"--workdir={wd}"],
+        env={**CLI_ENV, "SPECJAX_CPUS": value},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert_refusal(
+        proc.returncode,
+        proc.stdout,
+        proc.stderr,
+        "specjax.sweep",
+        rf"SPECJAX_CPUS: must be an integer >= 1, got {shown}",
+    )
+    assert not wd.exists()
 
 
 def test_local_launcher_splits_the_cores_between_its_shards():
